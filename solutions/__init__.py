@@ -1,0 +1,1 @@
+"""Reference implementation of the exercise (instructors only)."""

@@ -1,0 +1,125 @@
+"""Task 3: classify new images with the trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from mnist_course.contracts import Prediction
+from mnist_course.data import MNIST_MEAN, MNIST_STD
+from mnist_course.images import fit_to_mnist_frame, open_image
+from mnist_course.model import MnistNet
+
+
+def load_model(path: Path, device: str = "cpu") -> MnistNet:
+    """Load a saved state_dict into a new MnistNet and return it in evaluation mode.
+
+    The file is read with ``torch.load(..., weights_only=True)``, which loads tensors and
+    plain containers only and never runs code from the file.
+    """
+    ### BEGIN SOLUTION
+    state_dict = torch.load(path, map_location=device, weights_only=True)
+    model = MnistNet().to(device)
+    model.load_state_dict(state_dict)
+    model.eval()
+    return model
+    ### END SOLUTION
+
+
+def preprocess_image(image: str | Path | Image.Image) -> torch.Tensor:
+    """Turn any image of one digit into the MNIST input format.
+
+    Args:
+        image: a path to a PNG or JPEG file, or a PIL image. Any size; grayscale, RGB or
+            with transparency (RGBA); dark ink on light paper or light ink on dark.
+
+    Returns:
+        float32 tensor of shape (1, 28, 28): white digit on black, cropped and centred by
+        :func:`~mnist_course.images.fit_to_mnist_frame`, then normalised with the MNIST mean
+        and std, so that the background is about -0.4242.
+
+    Hint: transparent pixels are background. Decide which colour is the background from the
+    border of the image.
+    """
+    image = open_image(image)
+    ### BEGIN SOLUTION
+    # Transparent pixels show the background: lay the image on a colour that contrasts
+    # with its ink, so that dark strokes on a transparent sheet stay visible.
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        opaque = np.asarray(rgba)[..., 3] > 127
+        gray = np.asarray(rgba.convert("L"), dtype=np.float32)
+        ink_is_dark = not opaque.any() or gray[opaque].mean() < 128
+        background = Image.new("RGBA", rgba.size, "white" if ink_is_dark else "black")
+        image = Image.alpha_composite(background, rgba)
+    gray = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+
+    # MNIST is light ink on a dark background: invert when the border is light.
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    background_level = float(np.median(border))
+    if background_level > 0.5:
+        gray = 1.0 - gray
+        background_level = 1.0 - background_level
+    ink = np.clip(gray - background_level, 0.0, None)
+
+    frame = torch.from_numpy(fit_to_mnist_frame(ink)).unsqueeze(0)
+    return (frame - MNIST_MEAN) / MNIST_STD
+    ### END SOLUTION
+
+
+def predict(
+    model: torch.nn.Module, images: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predict the digit of each preprocessed image.
+
+    Args:
+        model: the trained network.
+        images: one image of shape (28, 28) or (1, 28, 28), or a batch of shape
+            (N, 1, 28, 28), normalised like MNIST.
+
+    Returns:
+        ``(digits, probabilities)``: an int64 tensor of shape (N,) with the predicted digit of
+        each image, and a float tensor of shape (N,) with the model's probability for that
+        digit. One image gives N = 1. Each image's result is independent of the others.
+    """
+    ### BEGIN SOLUTION
+    if images.ndim == 2:
+        images = images[None, None]
+    elif images.ndim == 3:
+        # (1, 28, 28) is one image; (N, 28, 28) is N images without a channel dim.
+        images = images.unsqueeze(1)
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        probabilities = torch.softmax(model(images.to(device)), dim=1)
+    best, digits = probabilities.max(dim=1)
+    return digits.cpu(), best.cpu()
+    ### END SOLUTION
+
+
+def classify(
+    model: torch.nn.Module, images: str | Path | Image.Image | list
+) -> Prediction | list[Prediction]:
+    """Classify one image, or a list of images, given as paths or PIL images.
+
+    Returns:
+        For one image, a :class:`~mnist_course.contracts.Prediction` ``(digit, probability)``
+        with a Python int and float. For a list, one Prediction per image, in order.
+    """
+    ### BEGIN SOLUTION
+    single = not isinstance(images, (list, tuple))
+    if not single and len(images) == 0:
+        return []
+    batch = torch.stack(
+        [preprocess_image(image) for image in ([images] if single else images)]
+    )
+    digits, probabilities = predict(model, batch)
+    predictions = [
+        Prediction(int(digit), float(probability))
+        for digit, probability in zip(digits, probabilities, strict=True)
+    ]
+    return predictions[0] if single else predictions
+    ### END SOLUTION

@@ -1,0 +1,192 @@
+"""Task 2: the training and evaluation cycle.
+
+The steps, in order (``python -m mnist_course train`` calls them like this):
+
+1. :func:`build_data_loaders`: a shuffled loader of training batches and a loader of test
+   batches;
+2. :func:`build_model`: the given :class:`~mnist_course.model.MnistNet`;
+3. :func:`build_optimizer_scheduler_loss`: optimizer, learning-rate scheduler and loss;
+4. :func:`fit`: for every epoch, :func:`train_one_epoch` over all training batches, one
+   scheduler step, then :func:`evaluate` over all test batches; at the end, save the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from mnist_course.contracts import EpochRecord, EvaluationResult, TrainingConfig
+from mnist_course.model import MnistNet
+
+from .metrics import precision_recall_f1
+
+
+def build_data_loaders(
+    train_set: Dataset, test_set: Dataset, config: TrainingConfig
+) -> tuple[DataLoader, DataLoader]:
+    """Build the data loaders for training and for evaluation.
+
+    Args:
+        train_set, test_set: datasets whose items are ``(image, label)``, with ``image`` a
+            float32 tensor of shape (1, 28, 28) and ``label`` an int.
+        config: ``batch_size`` and ``test_batch_size`` set the batch sizes; ``seed`` seeds the
+            shuffling.
+
+    Returns:
+        ``(train_loader, test_loader)``. The train loader shuffles, with a ``torch.Generator``
+        seeded from ``config.seed`` so that two runs see the same batches. The test loader
+        keeps the order of the test set.
+    """
+    ### BEGIN SOLUTION
+    generator = torch.Generator().manual_seed(config.seed)
+    train_loader = DataLoader(
+        train_set, batch_size=config.batch_size, shuffle=True, generator=generator
+    )
+    test_loader = DataLoader(test_set, batch_size=config.test_batch_size, shuffle=False)
+    return train_loader, test_loader
+    ### END SOLUTION
+
+
+def build_model(config: TrainingConfig) -> MnistNet:
+    """Seed torch with ``config.seed`` and return a new MnistNet on ``config.device``."""
+    ### BEGIN SOLUTION
+    torch.manual_seed(config.seed)
+    return MnistNet().to(config.device)
+    ### END SOLUTION
+
+
+def build_optimizer_scheduler_loss(
+    model: nn.Module, config: TrainingConfig
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, nn.Module]:
+    """Build the optimizer, the learning-rate scheduler and the loss function.
+
+    Returns:
+        ``(optimizer, scheduler, loss_fn)``: an optimizer over ``model.parameters()`` with
+        ``config.learning_rate`` and ``config.weight_decay``; a scheduler that multiplies the
+        learning rate by ``config.lr_decay`` each time it steps (once per epoch); and a loss
+        that takes logits of shape (N, 10) and int64 class indices of shape (N,).
+    """
+    ### BEGIN SOLUTION
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.StepLR(
+        optimizer, step_size=1, gamma=config.lr_decay
+    )
+    loss_fn = nn.CrossEntropyLoss()
+    return optimizer, scheduler, loss_fn
+    ### END SOLUTION
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    device: str = "cpu",
+) -> float:
+    """Train ``model`` for one pass over ``loader`` and return the mean loss per image.
+
+    For every batch: move images and labels to ``device``, compute the logits, the loss of
+    logits and labels, and let the optimizer improve the model from the loss's gradients.
+    The model must be in training mode, and gradients must not carry over from one batch to
+    the next.
+
+    Returns:
+        The mean loss over all images of the epoch, as a Python float.
+    """
+    ### BEGIN SOLUTION
+    model.train()
+    total_loss = 0.0
+    total_images = 0
+    for images, labels in loader:
+        images, labels = images.to(device), labels.to(device)
+
+        optimizer.zero_grad()
+        loss = loss_fn(model(images), labels)
+        loss.backward()
+        optimizer.step()
+
+        total_loss += loss.item() * len(labels)
+        total_images += len(labels)
+    return total_loss / max(total_images, 1)
+    ### END SOLUTION
+
+
+def evaluate(
+    model: nn.Module,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: str = "cpu",
+) -> EvaluationResult:
+    """Predict every test batch and score all predictions at once.
+
+    The model must be in evaluation mode and no gradients are tracked. Precision, recall and
+    F1 are the macro averages of :func:`precision_recall_f1` over the whole test set, not
+    averages of per-batch scores.
+
+    Returns:
+        An :class:`~mnist_course.contracts.EvaluationResult` with the three scores and the
+        int64 predictions and labels of all test images, in loader order.
+    """
+    ### BEGIN SOLUTION
+    model.eval()
+    all_predictions = []
+    all_labels = []
+    with torch.no_grad():
+        for images, labels in loader:
+            logits = model(images.to(device))
+            all_predictions.append(logits.argmax(dim=1).cpu())
+            all_labels.append(labels.cpu())
+    predictions = torch.cat(all_predictions)
+    labels = torch.cat(all_labels).to(torch.int64)
+    precision, recall, f1 = precision_recall_f1(labels, predictions, average="macro")
+    return EvaluationResult(precision, recall, f1, predictions, labels)
+    ### END SOLUTION
+
+
+def fit(
+    model: nn.Module,
+    train_loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    test_loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    loss_fn: nn.Module,
+    *,
+    epochs: int,
+    model_path: Path,
+    device: str = "cpu",
+    on_epoch_end: Callable[[EpochRecord, EvaluationResult], None] | None = None,
+) -> list[EpochRecord]:
+    """Train for ``epochs`` epochs, evaluating after each, then save the trained model.
+
+    Each epoch: :func:`train_one_epoch`, one ``scheduler.step()``, then :func:`evaluate`.
+    ``on_epoch_end``, if given, is called after each epoch with its record and evaluation.
+    After the last epoch, the model's ``state_dict()`` (not the model object) is saved to
+    ``model_path`` with ``torch.save``.
+
+    Returns:
+        One :class:`~mnist_course.contracts.EpochRecord` per epoch. ``learning_rate`` is the
+        rate that the optimizer used during that epoch.
+    """
+    ### BEGIN SOLUTION
+    history = []
+    for epoch in range(1, epochs + 1):
+        learning_rate = optimizer.param_groups[0]["lr"]
+        train_loss = train_one_epoch(model, train_loader, optimizer, loss_fn, device)
+        scheduler.step()
+        result = evaluate(model, test_loader, device)
+
+        record = EpochRecord(
+            epoch, train_loss, result.precision, result.recall, result.f1, learning_rate
+        )
+        history.append(record)
+        if on_epoch_end is not None:
+            on_epoch_end(record, result)
+
+    torch.save(model.state_dict(), model_path)
+    return history
+    ### END SOLUTION
