@@ -5,6 +5,7 @@
 Measurements:
     training   the main job's training of the reference on the full MNIST: training seconds
                (fit() only), wall seconds of the whole command, final macro F1
+    grading    `pytest grading/ --impl solutions`: wall seconds and the points it gives
 
 Every run is a fresh process, as a student or the grader would start it. Timings vary with
 the load on the machine, which is why they live here and not in timed tests.
@@ -68,7 +69,39 @@ def measure_training(runs: int) -> dict[str, float]:
     }
 
 
-MEASUREMENTS = {"training": measure_training}
+def measure_grading(runs: int) -> dict[str, float]:
+    walls, totals = [], []
+    for run in range(1, runs + 1):
+        with tempfile.TemporaryDirectory() as folder:
+            report = Path(folder) / "points.json"
+            command = [
+                sys.executable,
+                "-m",
+                "pytest",
+                "grading/",
+                "--impl",
+                "solutions",
+                "--grade-json",
+                str(report),
+                "-q",
+                "-p",
+                "no:cacheprovider",
+            ]
+            started = time.perf_counter()
+            subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+            walls.append(time.perf_counter() - started)
+            totals.append(json.loads(report.read_text())["total"])
+        print(
+            f"  grading run {run}/{runs}: {walls[-1]:.1f} s wall, {totals[-1]:g} points",
+            flush=True,
+        )
+    return {
+        "grading_wall_seconds_median": statistics.median(walls),
+        "points_min": min(totals),
+    }
+
+
+MEASUREMENTS = {"training": measure_training, "grading": measure_grading}
 
 
 def main() -> None:

@@ -21,6 +21,10 @@ def load_model(path: Path, device: str = "cpu") -> MnistNet:
     plain containers only and never runs code from the file.
     """
     ### BEGIN SOLUTION
+    ### TODO: Load the state_dict at path into a new MnistNet and return the model.
+    ###   Read it with torch.load(path, map_location=device, weights_only=True).
+    ###   Return the model on device and in evaluation mode (model.eval()).
+    ###   Hint: model.load_state_dict(state_dict) copies the weights in.
     state_dict = torch.load(path, map_location=device, weights_only=True)
     model = MnistNet().to(device)
     model.load_state_dict(state_dict)
@@ -46,6 +50,16 @@ def preprocess_image(image: str | Path | Image.Image) -> torch.Tensor:
     """
     image = open_image(image)
     ### BEGIN SOLUTION
+    ### TODO: Convert image (a PIL image at this point) to the MNIST input tensor.
+    ###   Transparent pixels are background: with an alpha channel (modes RGBA, LA,
+    ###   PA, or "transparency" in image.info) lay the image on a background colour
+    ###   that contrasts with its ink.
+    ###   Convert to grayscale in [0, 1]. Invert dark-on-light drawings, deciding from
+    ###   the border pixels which colour is the background, so the digit is light.
+    ###   Subtract the background level (clip at 0), fit the ink into the 28x28 frame
+    ###   with fit_to_mnist_frame, then normalise with MNIST_MEAN and MNIST_STD.
+    ###   Return a float32 tensor of shape (1, 28, 28).
+    ###   Hint: Image.alpha_composite, np.median of the border, torch.from_numpy.
     # Transparent pixels show the background: lay the image on a colour that contrasts
     # with its ink, so that dark strokes on a transparent sheet stay visible.
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
@@ -86,6 +100,12 @@ def predict(
         digit. One image gives N = 1. Each image's result is independent of the others.
     """
     ### BEGIN SOLUTION
+    ### TODO: Return (digits, probabilities) for one image or a batch.
+    ###   Reshape (28, 28) and (1, 28, 28) to (1, 1, 28, 28); a batch is (N, 1, 28, 28).
+    ###   Run the model in evaluation mode under torch.no_grad(), on the model's device.
+    ###   digits: int64 argmax of the logits over dim=1; probabilities: the softmax
+    ###   probability of that digit. Both of shape (N,), on the CPU.
+    ###   Hint: next(model.parameters()).device; probabilities.max(dim=1).
     if images.ndim == 2:
         images = images[None, None]
     elif images.ndim == 3:
@@ -110,6 +130,11 @@ def classify(
         with a Python int and float. For a list, one Prediction per image, in order.
     """
     ### BEGIN SOLUTION
+    ### TODO: Classify one image or a list of images (paths or PIL images).
+    ###   Preprocess each with preprocess_image, stack them into one batch and call
+    ###   predict once. Return a Prediction(int digit, float probability) for one
+    ###   image, or a list of Predictions in input order (empty list for empty input).
+    ###   Hint: torch.stack joins the (1, 28, 28) tensors into (N, 1, 28, 28).
     single = not isinstance(images, (list, tuple))
     if not single and len(images) == 0:
         return []

@@ -91,6 +91,11 @@ def confusion_counts(
             f"and {predictions.numel()} predictions"
         )
     ### BEGIN SOLUTION
+    ### TODO: Count TP, FP and FN of every class and return (tp, fp, fn).
+    ###   labels and predictions are already 1-D int64 tensors of the same length.
+    ###   Return three int64 tensors of shape (num_classes,), with 0 for a class that
+    ###   appears in neither.
+    ###   Hint: torch.bincount(values, minlength=num_classes) counts each class index.
     correct = labels[labels == predictions]
     tp = torch.bincount(correct, minlength=num_classes)
     fp = torch.bincount(predictions, minlength=num_classes) - tp
@@ -102,6 +107,10 @@ def confusion_counts(
 def safe_divide(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
     """Divide element-wise in float64, with 0.0 wherever the denominator is 0."""
     ### BEGIN SOLUTION
+    ### TODO: Divide numerator by denominator element by element, in float64.
+    ###   Where the denominator is 0 the result is 0.0, with no exception and no NaN.
+    ###   Both are tensors of the same shape (0-D too) and of any number dtype.
+    ###   Hint: torch.where(condition, a, b) takes a where condition is True, else b.
     numerator = torch.as_tensor(numerator, dtype=torch.float64)
     denominator = torch.as_tensor(denominator, dtype=torch.float64)
     zero = denominator == 0
@@ -136,6 +145,16 @@ def precision_recall_f1(
         raise ValueError(f"average must be one of {AVERAGES}, got {average!r}")
     tp, fp, fn = confusion_counts(labels, predictions, num_classes)
     ### BEGIN SOLUTION
+    ### TODO: Compute precision, recall and F1 from tp, fp and fn (counted above).
+    ###   Per class: TP/(TP+FP), TP/(TP+FN) and 2TP/(2TP+FP+FN); every 0/0 gives 0.0.
+    ###   None: return the three per-class float64 tensors of shape (num_classes,).
+    ###   "micro": the three scores of the summed tp, fp and fn.
+    ###   "macro": the plain mean of the per-class scores over the classes with
+    ###   tp + fp + fn > 0, so a class absent from labels and predictions is left out.
+    ###   "weighted": the per-class scores weighted by each class's count in the labels.
+    ###   The averages are three Python floats. Macro F1 is the mean of the per-class
+    ###   F1, not the F1 of the mean precision and mean recall.
+    ###   Hint: safe_divide also covers the averages of an empty input.
     if average == "micro":
         tp, fp, fn = tp.sum(), fp.sum(), fn.sum()
     precision = safe_divide(tp, tp + fp)

@@ -42,6 +42,11 @@ def build_data_loaders(
         keeps the order of the test set.
     """
     ### BEGIN SOLUTION
+    ### TODO: Build and return (train_loader, test_loader), two DataLoaders.
+    ###   Train: config.batch_size, shuffled, with a torch.Generator seeded with
+    ###   config.seed so that two runs see the same batches.
+    ###   Test: config.test_batch_size, not shuffled, so it keeps the test-set order.
+    ###   Hint: torch.Generator().manual_seed(seed) returns the seeded generator.
     generator = torch.Generator().manual_seed(config.seed)
     train_loader = DataLoader(
         train_set, batch_size=config.batch_size, shuffle=True, generator=generator
@@ -54,6 +59,9 @@ def build_data_loaders(
 def build_model(config: TrainingConfig) -> MnistNet:
     """Seed torch with ``config.seed`` and return a new MnistNet on ``config.device``."""
     ### BEGIN SOLUTION
+    ### TODO: Seed torch with config.seed, then return a new MnistNet on config.device.
+    ###   Seeding first gives the same initial weights in every run.
+    ###   Hint: torch.manual_seed(seed); module.to(device) returns the module.
     torch.manual_seed(config.seed)
     return MnistNet().to(config.device)
     ### END SOLUTION
@@ -71,6 +79,14 @@ def build_optimizer_scheduler_loss(
         that takes logits of shape (N, 10) and int64 class indices of shape (N,).
     """
     ### BEGIN SOLUTION
+    ### TODO: Build and return (optimizer, scheduler, loss_fn).
+    ###   Optimizer: over model.parameters(), with lr=config.learning_rate and
+    ###   weight_decay=config.weight_decay.
+    ###   Scheduler: multiplies the learning rate by config.lr_decay at each step();
+    ###   fit() calls scheduler.step() once per epoch.
+    ###   Loss: takes logits of shape (N, 10) and int64 class indices of shape (N,).
+    ###   Hint: torch.optim.AdamW, torch.optim.lr_scheduler.StepLR with step_size=1
+    ###   and nn.CrossEntropyLoss fit this contract.
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -100,6 +116,12 @@ def train_one_epoch(
         The mean loss over all images of the epoch, as a Python float.
     """
     ### BEGIN SOLUTION
+    ### TODO: Train model for one pass over loader and return the mean loss per image.
+    ###   Put the model in training mode with model.train() before the first batch.
+    ###   Per batch: move images and labels to device, call optimizer.zero_grad() once,
+    ###   compute the loss of model(images) and labels, backpropagate, optimizer.step().
+    ###   Hint: loss.item() is the mean over the batch; weight it by the batch size,
+    ###   because the last batch may be smaller. Return a Python float.
     model.train()
     total_loss = 0.0
     total_images = 0
@@ -133,6 +155,13 @@ def evaluate(
         int64 predictions and labels of all test images, in loader order.
     """
     ### BEGIN SOLUTION
+    ### TODO: Predict every batch of loader and return an EvaluationResult.
+    ###   Call model.eval() and run the model under torch.no_grad().
+    ###   The predicted digit is the argmax of the logits over dim=1.
+    ###   Collect the predictions and labels of all batches (int64, on the CPU, in
+    ###   loader order), then call precision_recall_f1(..., average="macro") once
+    ###   on the whole test set. Never average per-batch scores.
+    ###   Hint: torch.cat joins the per-batch tensors.
     model.eval()
     all_predictions = []
     all_labels = []
@@ -173,6 +202,15 @@ def fit(
         rate that the optimizer used during that epoch.
     """
     ### BEGIN SOLUTION
+    ### TODO: Train and evaluate for `epochs` epochs, then save the model.
+    ###   Each epoch: train_one_epoch, then scheduler.step() once (after the epoch's
+    ###   optimizer steps), then evaluate on test_loader.
+    ###   Make an EpochRecord per epoch, counting epochs from 1, with the learning rate
+    ###   used during the epoch: read optimizer.param_groups[0]["lr"] before the step.
+    ###   If on_epoch_end is given, call it with the record and the evaluation.
+    ###   At the end save model.state_dict(), not the model, to model_path.
+    ###   Return the list of EpochRecords.
+    ###   Hint: torch.save(obj, path) writes obj to path.
     history = []
     for epoch in range(1, epochs + 1):
         learning_rate = optimizer.param_groups[0]["lr"]

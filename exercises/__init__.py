@@ -1,0 +1,1 @@
+"""Your implementation of the exercise: fill in every TODO."""

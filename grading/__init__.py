@@ -1,0 +1,1 @@
+"""The grading suite: run `pytest grading/` to grade exercises/ (see conftest.py)."""

@@ -1,0 +1,223 @@
+"""The grading plugin: which implementation is graded, the points, and the report.
+
+    pytest grading/                      grade exercises/
+    pytest grading/ --impl solutions     grade the reference
+    pytest grading/ --impl PATH          grade any folder laid out like exercises/
+    pytest grading/ --grade-json FILE    also write the points as JSON
+
+Each test module grades one task (its ``TASK`` constant) and each test carries points
+(``@pytest.mark.points(n)``). A failed test prints only its feedback, never the grader's
+traceback; the end of the run shows a table of points per task and one line for each lost
+point.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from grading.checks import F1_TEST_SUBSET, F1_TRAIN_SUBSET
+from grading.harness import (
+    Feedback,
+    Implementation,
+    NotImplementedFeedback,
+    describe_error,
+)
+from mnist_course.data import load_mnist
+from mnist_course.errors import CourseError
+from mnist_course.implementation import (
+    PROJECT_ROOT,
+    load_implementation,
+    resolve_implementation,
+)
+
+TASK_ORDER = ("Task 1: metrics", "Task 2: training cycle", "Task 3: classification")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("grading")
+    group.addoption(
+        "--impl",
+        default="exercises",
+        help="implementation to grade: exercises (default), solutions, or a folder path",
+    )
+    group.addoption(
+        "--grade-json", metavar="FILE", help="write the points as JSON to FILE"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "points(n): points that a graded test is worth")
+    config.stash[RESULTS] = []
+
+
+RESULTS = pytest.StashKey[list]()
+
+
+@pytest.fixture(scope="session")
+def implementation(request: pytest.FixtureRequest):
+    """The graded implementation. An import error fails every test with the same feedback."""
+    spec = request.config.getoption("--impl")
+    try:
+        folder = resolve_implementation(spec)
+    except CourseError as error:
+        raise Feedback(str(error)) from None
+    Implementation.folder = folder
+    try:
+        return load_implementation(folder)
+    except Exception as error:  # Any error in student code at import time.
+        if isinstance(error, NotImplementedError):
+            raise NotImplementedFeedback(
+                "Importing your code raised NotImplementedError."
+            ) from None
+        raise Feedback(
+            "Your code could not be imported, so nothing can be graded.\n"
+            + describe_error("import", error)
+            + "\nWhat to do: fix that line; each file must import without errors."
+        ) from None
+
+
+@pytest.fixture(scope="session")
+def mnist_train():
+    """The first MNIST training images, in memory (prepared offline if needed)."""
+    return load_grading_split(train=True, count=F1_TRAIN_SUBSET)
+
+
+@pytest.fixture(scope="session")
+def mnist_test():
+    """The first MNIST test images, in memory (prepared offline if needed)."""
+    return load_grading_split(train=False, count=F1_TEST_SUBSET)
+
+
+def load_grading_split(train: bool, count: int):
+    try:
+        return load_mnist(
+            PROJECT_ROOT / "data", train=train, indices=list(range(count))
+        )
+    except CourseError as error:
+        raise Feedback(
+            f"MNIST is not available, so this check cannot run.\n{error}"
+        ) from None
+
+
+@pytest.fixture(autouse=True)
+def seeded() -> None:
+    """Seed every random generator before each test, so a grade never changes between runs."""
+    torch.manual_seed(0)
+    random.seed(0)
+
+
+TEST_TIMEOUT = 180
+"""Seconds a whole graded test may take (pytest-timeout), a net behind harness.call's limit."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(TEST_TIMEOUT))
+
+
+def task_of(item: pytest.Item) -> str:
+    return getattr(item.module, "TASK", "Other")
+
+
+def points_of(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("points")
+    return float(marker.args[0]) if marker else 0.0
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.when == "call" or (report.when == "setup" and report.failed):
+        reason = ""
+        if report.failed:
+            error = call.excinfo.value if call.excinfo else None
+            if isinstance(error, Feedback):
+                reason = str(error)
+            else:
+                reason = (
+                    f"The grader could not finish this check ({type(error).__name__}: "
+                    f"{error}). Please tell your instructor."
+                )
+            report.longrepr = reason
+        item.config.stash[RESULTS].append(
+            {
+                "task": task_of(item),
+                "test": item.name,
+                "points": points_of(item),
+                "earned": points_of(item) if report.passed else 0.0,
+                "reason": reason,
+                "not_implemented": isinstance(
+                    call.excinfo.value if call.excinfo else None, NotImplementedFeedback
+                ),
+            }
+        )
+    return report
+
+
+def summarize(results: list[dict]) -> dict:
+    tasks: dict[str, dict] = {}
+    for name in TASK_ORDER:
+        tasks[name] = {"earned": 0.0, "possible": 0.0, "lost": []}
+    for result in results:
+        task = tasks.setdefault(
+            result["task"], {"earned": 0.0, "possible": 0.0, "lost": []}
+        )
+        task["possible"] += result["points"]
+        task["earned"] += result["earned"]
+        if result["earned"] < result["points"]:
+            task["lost"].append(
+                {
+                    "test": result["test"],
+                    "points": result["points"],
+                    "reason": result["reason"],
+                    "not_implemented": result["not_implemented"],
+                }
+            )
+    for task in tasks.values():
+        lost = task["lost"]
+        task["not_implemented"] = bool(lost) and all(
+            entry["not_implemented"] for entry in lost
+        )
+        task["not_implemented"] = task["not_implemented"] and task["earned"] == 0
+    return {
+        "total": sum(task["earned"] for task in tasks.values()),
+        "possible": sum(task["possible"] for task in tasks.values()),
+        "tasks": tasks,
+    }
+
+
+def pytest_terminal_summary(
+    terminalreporter, exitstatus, config: pytest.Config
+) -> None:
+    results = config.stash.get(RESULTS, [])
+    if not results:
+        return
+    summary = summarize(results)
+    summary["implementation"] = str(Implementation.folder or config.getoption("--impl"))
+    write = terminalreporter.write_line
+    terminalreporter.section("points")
+    write(f"Implementation: {summary['implementation']}")
+    for name, task in summary["tasks"].items():
+        if not task["possible"]:
+            continue
+        status = "  (not implemented yet)" if task["not_implemented"] else ""
+        write(f"{name:<28} {task['earned']:>5g} / {task['possible']:g}{status}")
+        for entry in task["lost"]:
+            first_line = (
+                entry["reason"].splitlines()[0] if entry["reason"] else "failed"
+            )
+            write(f"    -{entry['points']:g}  {entry['test']}: {first_line}")
+    write(f"{'Total':<28} {summary['total']:>5g} / {summary['possible']:g}")
+
+    json_path = config.getoption("--grade-json")
+    if json_path:
+        Path(json_path).write_text(
+            json.dumps(summary, indent=2) + "\n", encoding="utf-8"
+        )
+        write(f"Points written to {json_path}")

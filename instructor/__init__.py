@@ -1,0 +1,1 @@
+"""Instructor tools: generate the student version in exercises/ from solutions/."""
