@@ -192,6 +192,15 @@ def summarize(results: list[dict]) -> dict:
     }
 
 
+def short_reason(reason: str) -> str:
+    """Return the line of a feedback that says why: the likely mistake, else the first line."""
+    lines = reason.splitlines()
+    for line in lines:
+        if line.startswith("Likely mistake: "):
+            return line.removeprefix("Likely mistake: ")
+    return lines[0] if lines else "failed"
+
+
 def pytest_terminal_summary(
     terminalreporter, exitstatus, config: pytest.Config
 ) -> None:
@@ -209,10 +218,8 @@ def pytest_terminal_summary(
         status = "  (not implemented yet)" if task["not_implemented"] else ""
         write(f"{name:<28} {task['earned']:>5g} / {task['possible']:g}{status}")
         for entry in task["lost"]:
-            first_line = (
-                entry["reason"].splitlines()[0] if entry["reason"] else "failed"
-            )
-            write(f"    -{entry['points']:g}  {entry['test']}: {first_line}")
+            reason = short_reason(entry["reason"])
+            write(f"    -{entry['points']:g}  {entry['test']}: {reason}")
     write(f"{'Total':<28} {summary['total']:>5g} / {summary['possible']:g}")
 
     json_path = config.getoption("--grade-json")

@@ -198,6 +198,7 @@ def small_fit(implementation, mnist_train, mnist_test, tmp_path_factory):
         model_path=path,
     )
     return {
+        "final": {key: value.clone() for key, value in model.state_dict().items()},
         "history": checked_history(history, 1),
         "path": path,
         "initial": initial,
@@ -638,6 +639,17 @@ def test_fit_saved_model_matches(small_fit, training):
         "save after the last epoch",
     )
 
+    final = small_fit["final"]
+    same_as_final = all(torch.equal(value, final[key]) for key, value in state.items())
+    check(
+        same_as_final,
+        "the model file to hold the weights of the model at the end of fit()",
+        "other weights",
+        "a 'best' state kept as model.state_dict() is only a reference to the changing "
+        "weights, or the file was written before the last epoch",
+        "save model.state_dict() after the last epoch; copy.deepcopy a state you keep",
+    )
+
     model = MnistNet()
     model.load_state_dict(state)
     result = call(training.evaluate, model, small_fit["test_loader"])
@@ -646,10 +658,10 @@ def test_fit_saved_model_matches(small_fit, training):
     check(
         abs(saved - reported) <= SCORE_TOLERANCE,
         f"the saved model to reproduce the reported F1 ({reported:.6f})",
-        f"{saved:.6f}",
-        "the file holds another state than the model that was evaluated last, e.g. a "
-        "'best' state that is only a reference to the changing weights",
-        "save model.state_dict() after the last evaluation; copy.deepcopy a best state",
+        f"{saved:.6f} from evaluate() on the saved weights",
+        "evaluate() gives different scores for the same weights: the model is not in "
+        "evaluation mode, so dropout and batch norm change the results",
+        "call model.eval() in evaluate()",
     )
 
 

@@ -21,24 +21,45 @@ INK_THRESHOLD = 0.1
 
 
 def open_image(source: str | Path | Image.Image) -> Image.Image:
-    """Return ``source`` as a loaded PIL image; paths are opened and read fully.
+    """Return ``source`` as a loaded PIL image with 8 bits per channel.
+
+    Paths are opened and read fully. 16-bit and 32-bit grayscale images (modes ``I;16``,
+    ``I`` and ``F``) are scaled to 8-bit ``L``, because Pillow's own conversion to ``L``
+    clips every value above 255 instead of scaling it.
 
     Raises:
         CourseError: the file does not exist or is not an image that Pillow can read.
     """
     if isinstance(source, Image.Image):
-        return source
+        return to_8_bit(source)
     path = Path(source)
     if not path.is_file():
         raise CourseError(f"Image file {path} not found. Check the path and try again.")
     try:
         with Image.open(path) as image:
             image.load()
-            return image
+            return to_8_bit(image)
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise CourseError(
             f"Cannot read {path} as an image ({err}). Use a PNG or JPEG file."
         ) from err
+
+
+def to_8_bit(image: Image.Image) -> Image.Image:
+    """Scale a high-bit-depth grayscale image to mode ``L``; return other images unchanged."""
+    if not (image.mode.startswith("I") or image.mode == "F"):
+        return image
+    pixels = np.asarray(image, dtype=np.float64)
+    if image.mode.startswith("I;16"):
+        full_scale = 65535.0
+    elif image.mode == "F" and pixels.max(initial=0.0) <= 1.0:
+        full_scale = 1.0
+    elif pixels.max(initial=0.0) > 255:
+        full_scale = 65535.0 if pixels.max() <= 65535 else float(pixels.max())
+    else:
+        full_scale = 255.0
+    scaled = np.clip(np.rint(pixels / full_scale * 255), 0, 255).astype(np.uint8)
+    return Image.fromarray(scaled)
 
 
 def fit_to_mnist_frame(ink: np.ndarray) -> np.ndarray:
