@@ -116,7 +116,7 @@ def call(
     thread.join(timeout)
     if thread.is_alive():
         raise Feedback(
-            f"{name}() did not finish within {timeout:.0f} seconds.\n"
+            f"{name}() did not finish within {timeout:g} seconds.\n"
             f"Likely mistake: an endless loop, or far more work than the task needs.\n"
             f"What to do: run it yourself on a small input and check that every loop ends."
         )

@@ -44,7 +44,7 @@ class EvaluationResult:
 
 @dataclass
 class EpochRecord:
-    """What one epoch of :func:`fit` produced."""
+    """Loss, scores and learning rate of one epoch of ``fit()``."""
 
     epoch: int
     train_loss: float

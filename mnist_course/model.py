@@ -17,8 +17,8 @@ class MnistNet(nn.Module):
 
     Batch norm and dropout act differently in training and evaluation mode, so forgetting
     ``model.train()`` or ``model.eval()`` changes the results. Each block pools before its batch
-    norm: that computes the same kind of features at a quarter of the cost, which keeps an epoch
-    on a laptop CPU at about ten seconds.
+    norm: that computes the same kind of features at a quarter of the cost. An epoch over
+    the 60,000 training images takes about 10 s on a 2-core CPU (benchmarks/RESULTS.md).
     """
 
     def __init__(self, channels: tuple[int, int] = (16, 32), hidden: int = 64) -> None:
