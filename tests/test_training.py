@@ -137,3 +137,23 @@ def test_evaluate_restores_no_grad_and_eval(reference, trained):
     assert grad_modes
     assert not any(grad_modes)
     assert not model.training
+
+
+def test_grading_reference_model_scores(data_root):
+    from grading.checks import REFERENCE_MODEL
+    from mnist_course.data import load_mnist
+    from mnist_course.implementation import load_implementation
+
+    metrics = load_implementation("solutions").metrics
+    test_set = load_mnist(data_root, train=False)
+    model = MnistNet()
+    model.load_state_dict(torch.load(REFERENCE_MODEL, weights_only=True))
+    model.eval()
+
+    with torch.no_grad():
+        predictions = torch.cat(
+            [model(batch).argmax(dim=1) for batch in test_set.images.split(2000)]
+        )
+    _, _, f1 = metrics.precision_recall_f1(test_set.targets, predictions)
+
+    assert f1 >= 0.99
