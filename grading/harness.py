@@ -77,6 +77,43 @@ def student_frame(error: BaseException) -> traceback.FrameSummary | None:
     return inside[-1] if inside else None
 
 
+PYTORCH_ERROR_HINTS = (
+    (
+        ("expected 4D input (got 3D input)", "Expected 3D (unbatched) or 4D (batched)"),
+        "an image reached the model without a batch dimension: the model takes a batch "
+        "of shape (N, 1, 28, 28)",
+        "add the batch dimension, for example image.unsqueeze(0) for one image of shape "
+        "(1, 28, 28)",
+    ),
+    (
+        ("mat1 and mat2 shapes cannot be multiplied",),
+        "a tensor of the wrong shape reached a linear layer",
+        "check the shape that each layer receives, batch dimension first",
+    ),
+    (
+        ("expected target dtype to be Long", "expected scalar type Long"),
+        "class targets of the wrong type for the loss",
+        "give the loss int64 class indices of shape (N,), as the data loader yields them",
+    ),
+    (
+        ("0D or 1D target tensor expected",),
+        "class targets of the wrong shape for the loss, such as (N, 1)",
+        "give the loss int64 class indices of shape (N,), as the data loader yields them",
+    ),
+)
+"""Parts of PyTorch's error messages, with the mistake that usually causes them and the
+fix. :func:`call` adds them to the feedback of an error whose message contains a part."""
+
+
+def pytorch_hint(error: BaseException) -> str:
+    """Return "Likely mistake" and "What to do" lines for a known PyTorch error, or ""."""
+    message = str(error)
+    for parts, mistake, fix in PYTORCH_ERROR_HINTS:
+        if any(part in message for part in parts):
+            return f"\nLikely mistake: {mistake}\nWhat to do: {fix}."
+    return ""
+
+
 def describe_error(name: str, error: BaseException) -> str:
     frame = student_frame(error)
     where = ""
@@ -127,9 +164,14 @@ def call(
             f"What to do: replace the raise in its TODO with your code."
         )
     if error is not None:
+        hint = pytorch_hint(error)
         raise Feedback(
             describe_error(name, error)
-            + "\nWhat to do: run the function yourself with this input and fix the error."
+            + (
+                hint
+                or "\nWhat to do: run the function yourself with this input and fix "
+                "the error."
+            )
         )
     return outcome.get("value")
 

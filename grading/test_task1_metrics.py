@@ -64,6 +64,16 @@ def averaged_scores(metrics, labels, predictions, average, num_classes=10):
     return [score(value, f"{average} score") for value in result]
 
 
+def accuracy(labels: list[int], predictions: list[int]) -> float:
+    return sum(a == b for a, b in zip(labels, predictions, strict=True)) / len(labels)
+
+
+ACCURACY_MISTAKE = (
+    "this is the accuracy (the share of right predictions), not F1; it equals micro F1, "
+    "but macro F1 averages the F1 of each class"
+)
+
+
 @pytest.mark.points(4)
 def test_confusion_counts(metrics):
     tp, fp, fn = call(metrics.confusion_counts, [0, 0, 1], [0, 1, 1], 2)
@@ -156,6 +166,7 @@ def test_zero_division(metrics):
         "macro F1 5/9 for labels [0, 1, 2], predictions [0, 1, 1] (class 2 is never "
         "predicted, so its precision is 0/0 = 0)",
         f"{macro[2]:.6g}",
+        ACCURACY_MISTAKE if close(macro[2], accuracy([0, 1, 2], [0, 1, 1])) else None,
     )
 
 
@@ -195,7 +206,9 @@ def test_macro_average(metrics):
         "macro F1 = mean of the per-class F1 (2/3, 4/5, 1) = 37/45 = 0.8222 for labels "
         f"{labels}, predictions {predictions}; digits 3-9 appear nowhere and are left out",
         f"{macro_f1:.6g}",
-        "F1 of the mean precision and mean recall (80/93)"
+        ACCURACY_MISTAKE
+        if close(macro_f1, accuracy(labels, predictions))
+        else "F1 of the mean precision and mean recall (80/93)"
         if close(macro_f1, 80 / 93)
         else "classes absent from both lists averaged in"
         if close(macro_f1, 37 / 150)
@@ -209,7 +222,7 @@ def test_macro_average(metrics):
         close(macro_f1, exact(Fraction(9, 19))),
         "macro F1 9/19 = 0.4737 when 9 of 10 images are class 0 and all are predicted 0",
         f"{macro_f1:.6g}",
-        "accuracy returned instead of F1" if close(macro_f1, 0.9) else None,
+        ACCURACY_MISTAKE if close(macro_f1, accuracy(labels, predictions)) else None,
     )
 
 
@@ -221,6 +234,8 @@ def test_weighted_average(metrics):
     mistake = None
     if close(weighted_f1, 12 / 17):
         mistake = "F1 of the weighted precision and weighted recall"
+    elif close(weighted_f1, accuracy(ORDER_LABELS, ORDER_PREDICTIONS)):
+        mistake = ACCURACY_MISTAKE
     elif close(weighted_f1, 59 / 90):
         mistake = (
             "weights from the predictions instead of the labels, or arguments swapped"

@@ -12,6 +12,7 @@ from grading.harness import (
     as_tensor,
     call,
 )
+from mnist_course.model import MnistNet
 
 
 def spin_forever() -> None:
@@ -52,6 +53,44 @@ def test_call_names_error_and_line():
     message = str(raised.value)
     assert "divide_by_zero() raised ZeroDivisionError: division by zero" in message
     assert "return 1 / 0" in message
+
+
+@pytest.mark.parametrize(
+    ("shape", "mistake"),
+    [
+        ((1, 28, 28), "without a batch dimension"),
+        ((28, 28), "without a batch dimension"),
+        ((2, 1, 14, 14), "the wrong shape reached a linear layer"),
+    ],
+)
+def test_call_explains_pytorch_shape_errors(shape, mistake):
+    model = MnistNet().eval()
+
+    def predict(images: torch.Tensor) -> torch.Tensor:
+        return model(images).argmax(dim=1)
+
+    with pytest.raises(Feedback) as raised:
+        call(predict, torch.zeros(shape))
+
+    message = str(raised.value)
+    assert "predict() raised" in message, message
+    assert mistake in message.split("Likely mistake:")[1], message
+    assert "What to do:" in message
+
+
+@pytest.mark.parametrize(
+    ("targets", "mistake"),
+    [
+        (torch.zeros(4, dtype=torch.int32), "class targets of the wrong type"),
+        (torch.zeros(4), "class targets of the wrong type"),
+        (torch.zeros(4, 1, dtype=torch.int64), "class targets of the wrong shape"),
+    ],
+)
+def test_call_explains_loss_target_errors(targets, mistake):
+    loss = torch.nn.CrossEntropyLoss()
+
+    with pytest.raises(Feedback, match=mistake):
+        call(loss, torch.zeros(4, 10), targets)
 
 
 def test_call_contains_system_exit():
