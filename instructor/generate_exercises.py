@@ -330,4 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # The nbgrader notebook is made from the same solutions/: update or check it as well.
+    from instructor.make_notebook import run_with_exercises
+
+    sys.exit(main() or run_with_exercises(sys.argv[1:]))
