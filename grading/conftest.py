@@ -4,11 +4,17 @@
     pytest grading/ --impl solutions     grade the reference
     pytest grading/ --impl PATH          grade any folder laid out like exercises/
     pytest grading/ --grade-json FILE    also write the points as JSON
+    pytest grading/ --hidden             also run the instructor's hidden tests
 
 Each test module grades one task (its ``TASK`` constant) and each test carries points
 (``@pytest.mark.points(n)``). A failed test prints only its feedback, never the grader's
 traceback; the end of the run shows a table of points per task and one line for each lost
 point.
+
+The hidden tests in ``grading/hidden/`` are collected only with ``--hidden``. They carry
+their own points under the same tasks, so the points possible grow by theirs. Each of their
+lost points is marked ``"hidden": true`` in the JSON and ``[hidden]`` in the table. The
+student release leaves them out.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from mnist_course.implementation import (
 )
 
 TASK_ORDER = ("Task 1: metrics", "Task 2: training cycle", "Task 3: classification")
+HIDDEN_DIR = Path(__file__).resolve().parent / "hidden"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,14 +55,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--grade-json", metavar="FILE", help="write the points as JSON to FILE"
     )
+    group.addoption(
+        "--hidden",
+        action="store_true",
+        help="also run the instructor's hidden tests in grading/hidden/",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "points(n): points that a graded test is worth")
+    config.addinivalue_line(
+        "markers", "hidden: an instructor-only test, collected only with --hidden"
+    )
     config.stash[RESULTS] = []
 
 
 RESULTS = pytest.StashKey[list]()
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Skip grading/hidden/ unless --hidden is given. Other paths follow pytest's rules."""
+    if config.getoption("--hidden"):
+        return None
+    if collection_path.resolve().is_relative_to(HIDDEN_DIR):
+        return True
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -115,10 +139,21 @@ TEST_TIMEOUT = 180
 """Seconds a whole graded test may take (pytest-timeout), a net behind harness.call's limit."""
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    # pytest_ignore_collect does not stop a file named on the command line (pytest 9.2).
+    hidden = [item for item in items if item.get_closest_marker("hidden")]
+    if hidden and not config.getoption("--hidden"):
+        raise pytest.UsageError(
+            f"{hidden[0].nodeid} is a hidden test; add --hidden to run it"
+        )
     for item in items:
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(TEST_TIMEOUT))
+    # Hidden tests run after all public ones, so the table lists them after each task's
+    # public checks.
+    items.sort(key=lambda item: item.get_closest_marker("hidden") is not None)
 
 
 def task_of(item: pytest.Item) -> str:
@@ -155,6 +190,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                 "not_implemented": isinstance(
                     call.excinfo.value if call.excinfo else None, NotImplementedFeedback
                 ),
+                "hidden": item.get_closest_marker("hidden") is not None,
             }
         )
     return report
@@ -171,14 +207,15 @@ def summarize(results: list[dict]) -> dict:
         task["possible"] += result["points"]
         task["earned"] += result["earned"]
         if result["earned"] < result["points"]:
-            task["lost"].append(
-                {
-                    "test": result["test"],
-                    "points": result["points"],
-                    "reason": result["reason"],
-                    "not_implemented": result["not_implemented"],
-                }
-            )
+            entry = {
+                "test": result["test"],
+                "points": result["points"],
+                "reason": result["reason"],
+                "not_implemented": result["not_implemented"],
+            }
+            if result.get("hidden"):
+                entry["hidden"] = True
+            task["lost"].append(entry)
     for task in tasks.values():
         lost = task["lost"]
         task["not_implemented"] = bool(lost) and all(
@@ -219,7 +256,8 @@ def pytest_terminal_summary(
         write(f"{name:<28} {task['earned']:>5g} / {task['possible']:g}{status}")
         for entry in task["lost"]:
             reason = short_reason(entry["reason"])
-            write(f"    -{entry['points']:g}  {entry['test']}: {reason}")
+            test = f"[hidden] {entry['test']}" if entry.get("hidden") else entry["test"]
+            write(f"    -{entry['points']:g}  {test}: {reason}")
     write(f"{'Total':<28} {summary['total']:>5g} / {summary['possible']:g}")
 
     json_path = config.getoption("--grade-json")

@@ -1,0 +1,243 @@
+"""Hidden checks of Task 2 (exercises/training.py): uneven batches and a whole fit() run."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+
+from grading.checks import SCORE_TOLERANCE, true_macro_f1
+from grading.harness import Feedback, as_float, as_tensor, call, check, feedback
+from mnist_course.model import MnistNet
+
+TASK = "Task 2: training cycle"
+pytestmark = pytest.mark.hidden
+
+BATCH_SIZES = (7, 7, 2)
+"""A last batch smaller than the others, as a DataLoader gives when the sizes do not divide."""
+LEARNING_RATE = 0.003
+LR_DECAY = 0.5
+
+
+@pytest.fixture
+def training(implementation):
+    return implementation.training
+
+
+class FlatLinearNet(nn.Module):
+    """A deterministic linear model, so the loss with learning rate 0 is known in advance."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(28 * 28, 10)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.linear(images.flatten(1))
+
+
+def uneven_batches(seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(seed)
+    return [
+        (
+            torch.randn(size, 1, 28, 28, generator=generator),
+            torch.randint(0, 10, (size,), generator=generator),
+        )
+        for size in BATCH_SIZES
+    ]
+
+
+def saved_state(path) -> dict:
+    check(
+        path.is_file(),
+        "fit() to save the model to model_path",
+        "no file at model_path",
+        None,
+        "end fit() with torch.save(model.state_dict(), model_path)",
+    )
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as error:  # Any reason the file does not load.
+        raise feedback(
+            "a state_dict that torch.load(path, weights_only=True) loads",
+            f"loading failed ({type(error).__name__})",
+            None,
+            "save model.state_dict(), not the model",
+        ) from None
+    check(
+        isinstance(state, dict)
+        and all(isinstance(value, torch.Tensor) for value in state.values()),
+        "a state_dict: a dict of parameter names to tensors",
+        type(state).__name__,
+    )
+    return state
+
+
+def all_close(values: list[float], expected: list[float]) -> bool:
+    return len(values) == len(expected) and all(
+        math.isclose(value, target, rel_tol=1e-9)
+        for value, target in zip(values, expected, strict=True)
+    )
+
+
+def own_metric_agrees(implementation, labels, predictions, f1: float) -> bool:
+    """Accept an F1 that the student's own metric gives (Task 1 grades the metric)."""
+    try:
+        own = call(
+            implementation.metrics.precision_recall_f1,
+            labels,
+            predictions,
+            average="macro",
+        )
+        return abs(float(own[2]) - f1) <= SCORE_TOLERANCE
+    except (Feedback, TypeError, ValueError, IndexError):
+        return False
+
+
+@pytest.mark.points(2)
+def test_hidden_train_epoch_uneven_batches(training):
+    torch.manual_seed(1)
+    model = FlatLinearNet()
+    batches = uneven_batches(seed=11)
+    with torch.no_grad():
+        losses = [float(nn.functional.cross_entropy(model(x), y)) for x, y in batches]
+    per_image = sum(
+        loss * size for loss, size in zip(losses, BATCH_SIZES, strict=True)
+    ) / sum(BATCH_SIZES)
+    per_batch = sum(losses) / len(losses)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+
+    result = call(
+        training.train_one_epoch, model, batches, optimizer, nn.CrossEntropyLoss()
+    )
+    value = as_float(result, "the epoch loss")
+    check(
+        abs(value - per_image) < 1e-4,
+        f"the mean loss per image ({per_image:.5f}) over batches of {list(BATCH_SIZES)} "
+        f"images with lr 0",
+        f"{value:.5f}",
+        "the mean of the batch losses, which gives the small last batch too much weight"
+        if abs(value - per_batch) < 1e-4
+        else None,
+        "add loss.item() * batch size per batch and divide by the number of images",
+    )
+
+
+@pytest.mark.points(3)
+def test_hidden_fit_history_and_weights(
+    training, implementation, mnist_train, mnist_test, tmp_path
+):
+    torch.manual_seed(3)
+    model = MnistNet()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=LR_DECAY)
+    train_loader = DataLoader(
+        Subset(mnist_train, range(1000, 1600)),
+        batch_size=100,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(3),
+    )
+    test_loader = DataLoader(Subset(mnist_test, range(500, 900)), batch_size=128)
+    path = tmp_path / "weights.pt"
+    history = call(
+        training.fit,
+        model,
+        train_loader,
+        test_loader,
+        optimizer,
+        scheduler,
+        nn.CrossEntropyLoss(),
+        epochs=2,
+        model_path=path,
+    )
+
+    check(
+        isinstance(history, list) and len(history) == 2,
+        "fit() to return a list of two EpochRecords for two epochs",
+        f"{type(history).__name__}",
+    )
+    epochs = [getattr(record, "epoch", None) for record in history]
+    check(
+        epochs == [1, 2],
+        "EpochRecord.epoch counted from 1: [1, 2]",
+        f"{epochs}",
+    )
+    rates = [
+        as_float(getattr(record, "learning_rate", None), "EpochRecord.learning_rate")
+        for record in history
+    ]
+    expected_rates = [LEARNING_RATE, LEARNING_RATE * LR_DECAY]
+    rates_after_step = [LEARNING_RATE * LR_DECAY, LEARNING_RATE * LR_DECAY**2]
+    check(
+        all_close(rates, expected_rates),
+        f"EpochRecord.learning_rate {expected_rates}: the rate used during each epoch "
+        f"(lr {LEARNING_RATE}, StepLR gamma {LR_DECAY})",
+        f"{rates}",
+        "the rate read after scheduler.step()"
+        if all_close(rates, rates_after_step)
+        else None,
+        'read optimizer.param_groups[0]["lr"] before the epoch\'s scheduler step',
+    )
+    for record in history:
+        as_float(getattr(record, "train_loss", None), "EpochRecord.train_loss")
+
+    state = saved_state(path)
+    not_finite = [
+        key
+        for key, value in state.items()
+        if value.is_floating_point() and not bool(torch.isfinite(value).all())
+    ]
+    check(
+        not not_finite,
+        "finite weights in the model file",
+        f"NaN or infinity in {', '.join(not_finite)}",
+        "the training diverged",
+    )
+    trained = MnistNet()
+    try:
+        trained.load_state_dict(state)
+    except RuntimeError:
+        raise feedback(
+            "the state_dict of the trained MnistNet",
+            "other keys or shapes",
+            None,
+            "save model.state_dict() of the model passed to fit()",
+        ) from None
+
+    # Images that neither training nor the evaluation inside fit() has seen.
+    images = mnist_test.images[900:1000]
+    labels = mnist_test.targets[900:1000].tolist()
+    trained.eval()
+    with torch.no_grad():
+        expected = trained(images).argmax(dim=1).tolist()
+    result = call(
+        training.evaluate,
+        trained,
+        DataLoader(Subset(mnist_test, range(900, 1000)), batch_size=33),
+    )
+    got = as_tensor(
+        getattr(result, "predictions", None), "EvaluationResult.predictions"
+    ).tolist()
+    if len(got) == len(expected):
+        differing = sum(a != b for a, b in zip(got, expected, strict=True))
+        got_text = f"{differing} of {len(expected)} predictions differ"
+    else:
+        got_text = f"{len(got)} predictions for {len(expected)} images"
+    check(
+        got == expected,
+        "evaluate() on 100 other test images to predict what the saved weights predict",
+        got_text,
+        "the model is not in evaluation mode during evaluate()",
+        "call model.eval() in evaluate()",
+    )
+    f1 = as_float(getattr(result, "f1", None), "EvaluationResult.f1")
+    expected_f1 = true_macro_f1(labels, expected)
+    check(
+        math.isclose(f1, expected_f1, abs_tol=SCORE_TOLERANCE)
+        or own_metric_agrees(implementation, labels, expected, f1),
+        f"macro F1 {expected_f1:.6f} of those predictions, batches of 33 images",
+        f"{f1:.6f}",
+        "F1 averaged over batches instead of computed once on all predictions",
+    )

@@ -1,0 +1,120 @@
+"""Hidden checks of Task 3 (exercises/classify.py): a photographed page, edge-case inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from grading.checks import REFERENCE_MODEL
+from grading.harness import as_tensor, call, check
+from mnist_course.model import MnistNet
+
+TASK = "Task 3: classification"
+pytestmark = pytest.mark.hidden
+
+SAMPLE_COUNT = 10
+MIN_AGREEING = 9
+"""Of SAMPLE_COUNT digits, how many must keep their label. The public checks use the same
+limit."""
+PAPER = np.array([214, 208, 196], dtype=np.float32)
+"""Off-white paper, as a phone photo of a page shows it."""
+INK = np.array([24, 36, 110], dtype=np.float32)
+"""Dark blue ballpoint ink."""
+
+
+@pytest.fixture
+def classify(implementation):
+    return implementation.classify
+
+
+@pytest.fixture(scope="module")
+def reference_model() -> MnistNet:
+    model = MnistNet()
+    model.load_state_dict(torch.load(REFERENCE_MODEL, weights_only=True))
+    return model.eval()
+
+
+def label_of(model: MnistNet, tensor: torch.Tensor) -> int:
+    with torch.no_grad():
+        return int(model(tensor.unsqueeze(0)).argmax(dim=1))
+
+
+def preprocessed(classify, image, what: str) -> torch.Tensor:
+    tensor = as_tensor(
+        call(classify.preprocess_image, image), f"preprocess_image({what})"
+    )
+    check(
+        tuple(tensor.shape) == (1, 28, 28),
+        f"a tensor of shape (1, 28, 28) for {what}",
+        f"shape {tuple(tensor.shape)}",
+    )
+    return tensor.to(torch.float32)
+
+
+def photographed(digit: np.ndarray) -> Image.Image:
+    """Draw an MNIST digit three times larger in blue ink on a 150x120 sheet of paper."""
+    big = Image.fromarray(digit).resize((84, 84), Image.Resampling.BICUBIC)
+    ink = np.zeros((120, 150), dtype=np.float32)
+    ink[12:96, 50:134] = np.asarray(big, dtype=np.float32) / 255.0
+    ink = np.clip(ink, 0.0, 1.0)[..., None]
+    pixels = PAPER * (1.0 - ink) + INK * ink
+    return Image.fromarray(np.rint(pixels).astype(np.uint8), mode="RGB")
+
+
+@pytest.mark.points(3)
+def test_hidden_photographed_page(classify, reference_model, mnist_test, tmp_path):
+    agreeing, misses = 0, []
+    for index in range(SAMPLE_COUNT):
+        digit = mnist_test.data[index].numpy()
+        plain = label_of(
+            reference_model,
+            preprocessed(classify, Image.fromarray(digit), "an MNIST image"),
+        )
+        path = tmp_path / f"photo_{index}.jpg"
+        photographed(digit).save(path, quality=85)
+        photo = label_of(
+            reference_model,
+            preprocessed(classify, path, "a JPEG of blue ink on off-white paper"),
+        )
+        agreeing += plain == photo
+        if plain != photo:
+            misses.append(f"{plain} became {photo}")
+    check(
+        agreeing >= MIN_AGREEING,
+        f"JPEG files of blue ink on off-white paper, the digit off-centre, to keep their "
+        f"labels ({MIN_AGREEING} of {SAMPLE_COUNT} at least)",
+        f"{agreeing} of {SAMPLE_COUNT} ({', '.join(misses)})",
+        "the paper's grey level left in as faint ink, or colour fed to the model",
+        "convert to grayscale, invert by the border, subtract the background level",
+    )
+
+
+@pytest.mark.points(2)
+def test_hidden_single_image_and_empty_list(classify, reference_model, mnist_test):
+    image = mnist_test.images[0, 0].clone()
+    expected = label_of(reference_model, image.unsqueeze(0))
+    result = call(classify.predict, reference_model, image)
+    check(
+        isinstance(result, tuple | list) and len(result) == 2,
+        "(digits, probabilities)",
+        type(result).__name__,
+    )
+    digits = as_tensor(result[0], "digits")
+    check(
+        tuple(digits.shape) == (1,) and int(digits[0]) == expected,
+        f"one digit ({expected}) for one image of shape (28, 28), without a channel dim",
+        f"digits {digits.tolist()} of shape {tuple(digits.shape)}",
+        None,
+        "reshape a (28, 28) image to (1, 1, 28, 28) before the model",
+    )
+
+    predictions = call(classify.classify, reference_model, [])
+    check(
+        predictions == [],
+        "an empty list of predictions for an empty list of images",
+        repr(predictions),
+        None,
+        "return [] before stacking: torch.stack cannot stack an empty list",
+    )
