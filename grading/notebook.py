@@ -5,11 +5,12 @@ cell calls::
 
     run_check("test_confusion_counts", globals())
 
-:func:`run_check` runs that test function of ``grading/test_task*.py`` with pytest, in the
-notebook's kernel, with the notebook's functions in place of an implementation folder.
-Direct parametrization overrides the fixtures ``implementation``, ``mnist_train`` and
-``mnist_test``. Everything else works as in ``pytest grading/``: ``tmp_path``, the seeding,
-the time limits and the feedback of ``grading/conftest.py``. A failed check raises
+:func:`run_check` runs that test function of ``grading/`` (a public check, or a hidden one
+of ``grading/hidden/``) with pytest, in the notebook's kernel, with the notebook's functions
+in place of an implementation folder. Direct parametrization overrides the fixtures
+``implementation``, ``mnist_train`` and ``mnist_test``. Everything else works as in
+``pytest grading/``: ``tmp_path``, the seeding, the time limits and the feedback of
+``grading/conftest.py``. A failed check raises
 :class:`CheckFailed`, whose notebook output is the feedback message alone, never the
 grader's code or traceback.
 """
@@ -36,6 +37,7 @@ from mnist_course.implementation import MODULES, PROJECT_ROOT
 
 GRADING_DIR = Path(__file__).resolve().parent
 CHECK_MODULE_PATTERN = "test_task*.py"
+HIDDEN_MODULE_PATTERN = "hidden/test_hidden_task*.py"
 POINTS_MARKER = "pytest.mark.points"
 
 
@@ -65,23 +67,32 @@ class GradedCheck:
     task: str
     """The ``TASK`` constant of its module, such as "Task 1: metrics"."""
     module: str
-    """The module name, such as "test_task1_metrics"."""
+    """The module's path in grading/ without ".py", such as "test_task1_metrics" or
+    "hidden/test_hidden_task1_metrics"."""
     name: str
     points: float
+    hidden: bool = False
+    """Whether the check is an instructor-only test of grading/hidden/."""
 
 
 @cache
 def graded_checks() -> tuple[GradedCheck, ...]:
     """Return every check of the grading suite, in module order and source order.
 
-    The modules are parsed, not imported, so that listing the checks needs no torch. The
-    points are the literal argument of each test's ``@pytest.mark.points(n)``.
+    The public checks come first, then the hidden ones of grading/hidden/. The modules are
+    parsed, not imported, so that listing the checks needs no torch. The points are the
+    literal argument of each test's ``@pytest.mark.points(n)``.
 
     Raises:
         ValueError: a test function has no points marker, or two have the same name.
     """
     checks: list[GradedCheck] = []
-    for path in sorted(GRADING_DIR.glob(CHECK_MODULE_PATTERN)):
+    modules = [
+        *((path, False) for path in sorted(GRADING_DIR.glob(CHECK_MODULE_PATTERN))),
+        *((path, True) for path in sorted(GRADING_DIR.glob(HIDDEN_MODULE_PATTERN))),
+    ]
+    for path, hidden in modules:
+        module = path.relative_to(GRADING_DIR).with_suffix("").as_posix()
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         task = module_task(tree) or path.stem
         for node in tree.body:
@@ -92,15 +103,15 @@ def graded_checks() -> tuple[GradedCheck, ...]:
             points = points_marker(node)
             if points is None:
                 raise ValueError(
-                    f"grading/{path.name}: {node.name}() has no @{POINTS_MARKER}(n) "
+                    f"grading/{module}.py: {node.name}() has no @{POINTS_MARKER}(n) "
                     f"marker with a number"
                 )
             if any(check.name == node.name for check in checks):
                 raise ValueError(
-                    f"grading/{path.name}: a check named {node.name}() exists in "
+                    f"grading/{module}.py: a check named {node.name}() exists in "
                     f"another module too; give it a name of its own"
                 )
-            checks.append(GradedCheck(task, path.stem, node.name, points))
+            checks.append(GradedCheck(task, module, node.name, points, hidden))
     return tuple(checks)
 
 
@@ -198,8 +209,8 @@ def run_check(name: str, namespace: Mapping[str, Any]) -> None:
     """Run the graded check ``name`` against the functions in ``namespace``.
 
     Args:
-        name: a test function of ``grading/test_task*.py``, such as
-            ``"test_confusion_counts"``.
+        name: a test function of ``grading/test_task*.py`` or
+            ``grading/hidden/test_hidden_task*.py``, such as ``"test_confusion_counts"``.
         namespace: the notebook's ``globals()``.
 
     Raises:
@@ -223,6 +234,7 @@ def run_check(name: str, namespace: Mapping[str, Any]) -> None:
         "no:faulthandler",
         "--capture=sys",
         "-q",
+        *(["--hidden"] if graded.hidden else []),
     ]
     output = io.StringIO()
     folder = Implementation.folder

@@ -13,10 +13,11 @@ The notebook, ``nbgrader_course/source/mnist_pytorch/mnist_pytorch.ipynb``, is m
   read-only cells. Relative imports are left out: the notebook defines those names itself.
 - ``docs/exercise-sheet.md``: its introduction and its "Task" sections become markdown
   cells, each subsection on a function right before that function's cell.
-- ``grading/test_task*.py``: each test function becomes an autograder test cell worth the
-  points of its ``@pytest.mark.points(n)`` marker. The cell calls the check through
-  :func:`grading.notebook.run_check`; the checks in :data:`HIDDEN_CHECKS` sit between
-  nbgrader's hidden-test markers.
+- ``grading/test_task*.py`` and ``grading/hidden/test_hidden_task*.py``: each test
+  function becomes an autograder test cell worth the points of its
+  ``@pytest.mark.points(n)`` marker. The cell calls the check through
+  :func:`grading.notebook.run_check`. The instructor-only checks of ``grading/hidden/``
+  sit between nbgrader's hidden-test markers.
 
 The output is deterministic: fixed cell ids, sorted keys, no outputs or execution counts,
 UTF-8 with "\\n" line endings.
@@ -50,14 +51,6 @@ SHEET_PATH = PROJECT_ROOT / "docs" / "exercise-sheet.md"
 COURSE_DIR = PROJECT_ROOT / "nbgrader_course"
 ASSIGNMENT = "mnist_pytorch"
 NOTEBOOK_PATH = COURSE_DIR / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-
-HIDDEN_CHECKS = (
-    "test_argument_order",
-    "test_fit_saved_model_matches",
-    "test_preprocess_other_sizes",
-)
-"""Checks whose cells sit between nbgrader's hidden-test markers, at least one per task.
-Each repeats a visible check's function with other inputs or another property."""
 
 BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
 END_HIDDEN = "### END HIDDEN TESTS"
@@ -114,7 +107,7 @@ cells that you cannot edit contain the given code and the checks.
 Each check cell runs one check of the grading suite (`grading/`) against the functions in
 this notebook and is worth the points in its comment. A failed check prints what was
 expected, what came back, the likely mistake and what to do. Hidden checks run only when
-the notebook is graded."""
+the notebook is graded, and add their points to their task."""
 
 CHECKS_TEXT = """\
 ### Checks of {task}
@@ -159,7 +152,7 @@ class ModuleCell:
 TASK_HEADING = re.compile(r"^## (Task (\d+): .*?)(?: \((\d+(?:\.\d+)?) points\))?$")
 FILE_SENTENCE = re.compile(r"File: `exercises/(\w+)\.py`\.[ \t]*")
 FUNCTION_HEADING = re.compile(r"^### `(\w+)\(")
-CHECK_MODULE = re.compile(r"^test_task(\d+)_(\w+)$")
+CHECK_MODULE = re.compile(r"^(?:test|hidden/test_hidden)_task(\d+)_(\w+)$")
 
 
 def split_sections(lines: list[str], prefix: str) -> list[list[str]]:
@@ -401,7 +394,7 @@ def check_source(task_number: int, check: GradedCheck) -> str:
     """Return the source of a check's test cell: a comment and the call of the check."""
     heading = f"# Task {task_number}, {format_points(check.points)}"
     call = f'run_check("{check.name}", globals())'
-    if check.name not in HIDDEN_CHECKS:
+    if not check.hidden:
         return f"{heading}.\n{call}"
     return (
         f"{heading}: a hidden check that runs when the notebook is graded.\n"
@@ -421,7 +414,7 @@ def check_cells(
     hidden_count = 0
     for check in checks:
         cell_id = check.name
-        if check.name in HIDDEN_CHECKS:
+        if check.hidden:
             hidden_count += 1
             cell_id = f"task{task_number}-hidden-{hidden_count}"
         metadata = nbgrader_metadata(
@@ -432,11 +425,22 @@ def check_cells(
 
 
 def points_table(sheet: Sheet, suite: dict[int, list[GradedCheck]]) -> str:
-    rows = ["| task | points |", "| --- | --- |"]
+    """Return a Markdown table of each task's points: visible checks, hidden ones, both."""
+    rows = [
+        "| task | visible checks | hidden checks | points |",
+        "| --- | --- | --- | --- |",
+    ]
+    totals = [0.0, 0.0]
     for number, task in sorted(sheet.tasks.items()):
-        rows.append(f"| {task.title} | {sum(c.points for c in suite[number]):g} |")
-    total = sum(check.points for checks in suite.values() for check in checks)
-    rows.append(f"| total | {total:g} |")
+        visible = sum(check.points for check in suite[number] if not check.hidden)
+        hidden = sum(check.points for check in suite[number] if check.hidden)
+        totals = [totals[0] + visible, totals[1] + hidden]
+        rows.append(
+            f"| {task.title} | {visible:g} | {hidden:g} | {visible + hidden:g} |"
+        )
+    rows.append(
+        f"| total | {totals[0]:g} | {totals[1]:g} | {totals[0] + totals[1]:g} |"
+    )
     return "\n".join(rows)
 
 
@@ -447,10 +451,6 @@ def check_sources_fit(sheet: Sheet, suite: dict[int, list[GradedCheck]]) -> None
             f"the exercise sheet has tasks {sorted(sheet.tasks)} but grading/ has "
             f"test modules for tasks {sorted(suite)}"
         )
-    names = {check.name for checks in suite.values() for check in checks}
-    unknown = sorted(set(HIDDEN_CHECKS) - names)
-    if unknown:
-        raise NotebookError(f"HIDDEN_CHECKS names no check of grading/: {unknown}")
     for number, task in sheet.tasks.items():
         module = CHECK_MODULE.match(suite[number][0].module).group(2)
         if module != task.module:
@@ -458,14 +458,17 @@ def check_sources_fit(sheet: Sheet, suite: dict[int, list[GradedCheck]]) -> None
                 f"{task.title}: the sheet names exercises/{task.module}.py, but "
                 f"grading/{suite[number][0].module}.py grades {module}"
             )
-        points = sum(check.points for check in suite[number])
+        points = sum(check.points for check in suite[number] if not check.hidden)
         if task.points is not None and task.points != points:
             raise NotebookError(
                 f"{task.title}: the sheet gives {task.points:g} points, the grading "
                 f"suite {points:g}; correct the sheet or the points markers"
             )
-        if not any(check.name in HIDDEN_CHECKS for check in suite[number]):
-            raise NotebookError(f"{task.title} has no check in HIDDEN_CHECKS")
+        if not any(check.hidden for check in suite[number]):
+            raise NotebookError(
+                f"{task.title} has no hidden check in grading/hidden/; the notebook "
+                f"needs one per task"
+            )
 
 
 def make_notebook(

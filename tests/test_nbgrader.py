@@ -34,7 +34,6 @@ from grading.notebook import (
 from instructor.make_notebook import (
     ASSIGNMENT,
     COURSE_DIR,
-    HIDDEN_CHECKS,
     NOTEBOOK_PATH,
     SHEET_PATH,
     NotebookError,
@@ -61,17 +60,24 @@ a 2-core CPU."""
 
 @pytest.fixture(scope="module", autouse=True)
 def points_marker_registered(pytestconfig) -> None:
-    """Register the ``points`` marker, as grading/conftest.py does, so that the grading
-    modules import under --strict-markers."""
+    """Register the ``points`` and ``hidden`` markers, as grading/conftest.py does, so
+    that the grading modules import under --strict-markers."""
     pytestconfig.addinivalue_line("markers", "points(n): points that a check is worth")
+    pytestconfig.addinivalue_line("markers", "hidden: an instructor-only check")
 
 
 @cache
 def marker_points() -> dict[str, tuple[str, float]]:
     """Return (task, points) for every graded check, from the ``points`` marks at run time."""
     points = {}
-    for path in sorted((PROJECT_ROOT / "grading").glob("test_task*.py")):
-        module = importlib.import_module(f"grading.{path.stem}")
+    grading = PROJECT_ROOT / "grading"
+    paths = [
+        *sorted(grading.glob("test_task*.py")),
+        *sorted(grading.glob("hidden/test_hidden_task*.py")),
+    ]
+    for path in paths:
+        package = ".".join(path.relative_to(PROJECT_ROOT).parent.parts)
+        module = importlib.import_module(f"{package}.{path.stem}")
         for name, function in vars(module).items():
             if not name.startswith("test_") or not callable(function):
                 continue
@@ -80,6 +86,15 @@ def marker_points() -> dict[str, tuple[str, float]]:
             ]
             points[name] = (module.TASK, float(marks[0].args[0]))
     return points
+
+
+def hidden_checks() -> set[str]:
+    """Return the names of the instructor-only checks in grading/hidden/."""
+    names = set()
+    for path in (PROJECT_ROOT / "grading" / "hidden").glob("test_hidden_task*.py"):
+        module = importlib.import_module(f"grading.hidden.{path.stem}")
+        names |= {name for name in vars(module) if name.startswith("test_")}
+    return names
 
 
 def points_per_task(points: dict[str, float]) -> dict[str, float]:
@@ -305,7 +320,7 @@ def test_hidden_check_in_every_task(source_notebook):
     tasks = {task for task, _ in marker_points().values()}
     hidden_tasks = {marker_points()[name][0] for name in hidden}
 
-    assert hidden == set(HIDDEN_CHECKS)
+    assert hidden == hidden_checks()
     assert hidden_tasks == tasks
 
 
@@ -611,7 +626,7 @@ def test_feedback_hides_hidden_code(graded_course, source_notebook, student):
 def test_feedback_hides_hidden_names(graded_course, student):
     text = feedback_text(graded_course, student)
 
-    assert [name for name in HIDDEN_CHECKS if name in text] == []
+    assert [name for name in hidden_checks() if name in text] == []
 
 
 def test_feedback_shows_messages(graded_course):
@@ -625,3 +640,4 @@ def test_feedback_shows_no_traceback(graded_course):
 
     assert "Traceback (most recent call last)" not in text
     assert "grading/test_task" not in text
+    assert "grading/hidden" not in text
