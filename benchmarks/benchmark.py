@@ -6,6 +6,11 @@ Measurements:
     training   the main job's training of the reference on the full MNIST: training seconds
                (fit() only), wall seconds of the whole command, final macro F1
     grading    `pytest grading/ --impl solutions`: wall seconds and the points it gives
+    batch      `python -m instructor.batch_grade` on 10 copies of the reference, with 1 and
+               with 2 workers, and with 2 workers and --no-fork-server: submissions per
+               minute, parallel efficiency (speedup divided by the workers) and the overhead
+               per submission (wall time minus pytest's own session time); needs Linux and
+               root for the sandbox
 
 Every run is a fresh process, as a student or the grader would start it. Timings vary with
 the load on the machine, which is why they live here and not in timed tests.
@@ -101,7 +106,160 @@ def measure_grading(runs: int) -> dict[str, float]:
     }
 
 
-MEASUREMENTS = {"training": measure_training, "grading": measure_grading}
+def measure_nbgrader(runs: int) -> dict[str, float]:
+    """Time `nbgrader autograde` of the reference notebook in a copy of nbgrader_course/."""
+    import os
+    import shutil
+
+    from nbgrader.api import Gradebook
+
+    course_dir = ROOT / "nbgrader_course"
+    notebook = Path("source") / "mnist_pytorch" / "mnist_pytorch.ipynb"
+    walls, scores = [], []
+    for run in range(1, runs + 1):
+        with tempfile.TemporaryDirectory() as folder:
+            course = Path(folder) / "course"
+            course.mkdir()
+            shutil.copy(course_dir / "nbgrader_config.py", course)
+            shutil.copytree(course_dir / "source", course / "source")
+            env = {
+                **os.environ,
+                # nbgrader runs the `alembic` command of its environment.
+                "PATH": os.pathsep.join(
+                    [str(Path(sys.executable).parent), os.environ["PATH"]]
+                ),
+                "MNIST_COURSE_ROOT": str(ROOT),
+                "JUPYTER_CONFIG_DIR": str(Path(folder) / "jupyter-config"),
+                "IPYTHONDIR": str(Path(folder) / "ipython"),
+            }
+            nbgrader = [sys.executable, "-m", "nbgrader"]
+            subprocess.run(
+                [*nbgrader, "generate_assignment"],
+                cwd=course,
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+            submitted = course / "submitted" / "reference" / "mnist_pytorch"
+            submitted.mkdir(parents=True)
+            shutil.copy(course / notebook, submitted)
+            started = time.perf_counter()
+            subprocess.run(
+                [*nbgrader, "autograde"],
+                cwd=course,
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+            walls.append(time.perf_counter() - started)
+            with Gradebook(
+                f"sqlite:///{course / 'gradebook.db'}", "mnist-pytorch"
+            ) as gradebook:
+                scores.append(
+                    gradebook.find_submission("mnist_pytorch", "reference").score
+                )
+        print(
+            f"  nbgrader run {run}/{runs}: autograde {walls[-1]:.1f} s wall, "
+            f"{scores[-1]:g} points",
+            flush=True,
+        )
+    return {
+        "autograde_wall_seconds_median": statistics.median(walls),
+        "autograde_points_min": min(scores),
+    }
+
+
+BATCH_SUBMISSIONS = 10
+BATCH_WORKERS = (1, 2)
+
+
+def run_batch(workers: int, options: list[str]) -> tuple[float, list[dict]]:
+    """Grade BATCH_SUBMISSIONS copies of the reference; return the wall time and results."""
+    import shutil
+
+    with tempfile.TemporaryDirectory() as folder:
+        submissions = Path(folder) / "submissions"
+        for number in range(1, BATCH_SUBMISSIONS + 1):
+            copy = submissions / f"reference_{number:02d}"
+            copy.mkdir(parents=True)
+            for name in ("__init__.py", "metrics.py", "training.py", "classify.py"):
+                shutil.copy(ROOT / "solutions" / name, copy / name)
+        output = Path(folder) / "grades"
+        command = [
+            sys.executable,
+            "-m",
+            "instructor.batch_grade",
+            str(submissions),
+            "--output",
+            str(output),
+            "--workers",
+            str(workers),
+            *options,
+        ]
+        started = time.perf_counter()
+        subprocess.run(
+            command,
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wall = time.perf_counter() - started
+        results = [
+            json.loads(path.read_text())
+            for path in sorted((output / "results").glob("*.json"))
+        ]
+    return wall, results
+
+
+def measure_batch(runs: int) -> dict[str, float]:
+    """Time `python -m instructor.batch_grade` on copies of the reference.
+
+    The per-submission overhead is a submission's wall time minus the time pytest itself
+    reports for its session: starting the sandbox (and Python, torch and pytest where no
+    fork server is used) and collecting the suite. The last series starts a fresh Python
+    for every submission (--no-fork-server), for comparison.
+    """
+    series = [(workers, "", []) for workers in BATCH_WORKERS]
+    series.append((BATCH_WORKERS[-1], "_no_fork_server", ["--no-fork-server"]))
+    figures: dict[str, float] = {}
+    rates: dict[int, float] = {}
+    for workers, label, options in series:
+        per_minute, overheads, totals = [], [], []
+        for run in range(1, runs + 1):
+            wall, results = run_batch(workers, options)
+            per_minute.append(BATCH_SUBMISSIONS / wall * 60)
+            overheads += [
+                result["seconds"]["wall"] - result["seconds"]["pytest"]
+                for result in results
+            ]
+            totals += [result["total"] for result in results]
+            print(
+                f"  batch run {run}/{runs}, {workers} workers{label.replace('_', ' ')}: "
+                f"{wall:.1f} s wall for {BATCH_SUBMISSIONS} submissions, "
+                f"{per_minute[-1]:.2f} per minute",
+                flush=True,
+            )
+        name = f"{workers}_workers{label}"
+        if not label:
+            rates[workers] = statistics.median(per_minute)
+        figures[f"submissions_per_minute_{name}_median"] = statistics.median(per_minute)
+        figures[f"overhead_seconds_per_submission_{name}_median"] = statistics.median(
+            overheads
+        )
+        figures[f"points_min_{name}"] = min(totals)
+    for workers in BATCH_WORKERS[1:]:
+        speedup = rates[workers] / rates[BATCH_WORKERS[0]]
+        figures[f"parallel_efficiency_{workers}_workers"] = speedup / workers
+    return figures
+
+
+MEASUREMENTS = {
+    "training": measure_training,
+    "grading": measure_grading,
+    "nbgrader": measure_nbgrader,
+    "batch": measure_batch,
+}
 
 
 def main() -> None:

@@ -205,9 +205,14 @@ def as_tensor(value: Any, what: str, dtype: torch.dtype | None = None) -> torch.
         raise feedback(
             f"{what} as a torch.Tensor", f"a value of type {type(value).__name__}"
         )
-    copied = torch.Tensor.detach(value).cpu().clone()
+    # A tensor subclass's __torch_function__ could return any object from detach() or
+    # clone(), so the copy is made with that dispatch switched off.
+    with torch._C.DisableTorchFunctionSubclass():
+        copied = torch.Tensor.detach(value).cpu().clone()
+        if type(copied) is not torch.Tensor:
+            copied = torch.Tensor.as_subclass(copied, torch.Tensor)
     if type(copied) is not torch.Tensor:
-        copied = copied.as_subclass(torch.Tensor)
+        raise feedback(f"{what} as a torch.Tensor", f"a {type(value).__name__}")
     if dtype is not None:
         check(
             copied.dtype == dtype, f"{what} with dtype {dtype}", f"dtype {copied.dtype}"

@@ -409,25 +409,41 @@ def test_classify_known_images(classify, digits, reference_model, tmp_path):
     )
 
     single = call(classify.classify, reference_model, paths[0])
-    if not (isinstance(single, tuple) and len(single) == 2):
-        raise feedback(
-            "one Prediction(digit, probability) for one image",
-            f"{type(single).__name__}",
-            None,
-            "for one image return predictions[0], not the list",
-        )
+    digit, probability = plain_prediction(single)
     check(
-        isinstance(single[0], int) and single[0] == labels[0],
-        f"digit {labels[0]} as a Python int",
-        repr(single[0]),
+        digit == labels[0],
+        f"digit {labels[0]} for the first MNIST test image",
+        repr(digit),
     )
-    probability = as_float(single[1], "the probability")
     check(0.0 < probability <= 1.0, "a probability in (0, 1]", f"{probability}")
-    again = call(classify.classify, reference_model, paths[0])
+    again = plain_prediction(call(classify.classify, reference_model, paths[0]))
     check(
-        tuple(again) == tuple(single),
+        again == (digit, probability),
         "the same answer when called again",
-        f"{tuple(single)} then {tuple(again)}",
+        f"{(digit, probability)} then {again}",
         "the model is left in training mode",
         "call model.eval() before predicting",
     )
+
+
+def plain_prediction(prediction) -> tuple[int, float]:
+    """Return a Prediction(digit, probability) as a plain int and float, else fail.
+
+    The digit must be exactly a Python int: a subclass could redefine equality.
+    """
+    if not (isinstance(prediction, tuple) and len(prediction) == 2):
+        raise feedback(
+            "one Prediction(digit, probability) for one image",
+            f"{type(prediction).__name__}",
+            None,
+            "for one image return predictions[0], not the list",
+        )
+    digit = prediction[0]
+    check(
+        type(digit) is int,
+        "the digit as a Python int",
+        f"{type(digit).__name__} {digit!r}",
+        None,
+        "int(tensor.item()) turns a one-element tensor into a Python int",
+    )
+    return digit, as_float(prediction[1], "the probability")

@@ -123,3 +123,24 @@ def test_as_tensor_copies_subclass_out():
 
     assert type(copied) is torch.Tensor
     assert copied.tolist() == [0, 1, 2]
+
+
+def test_as_tensor_bypasses_torch_function():
+    class AlwaysEqual:
+        def __eq__(self, other):
+            return True
+
+        def tolist(self):
+            return self
+
+    class Forging(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            return AlwaysEqual()
+
+    value = torch.arange(3).as_subclass(Forging)
+
+    copied = as_tensor(value, "counts")
+
+    assert type(copied) is torch.Tensor
+    assert copied.tolist() == [0, 1, 2]
