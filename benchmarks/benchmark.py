@@ -75,6 +75,7 @@ def measure_training(runs: int) -> dict[str, float]:
 
 
 def measure_grading(runs: int) -> dict[str, float]:
+    """Time `pytest grading/ --impl solutions` in a fresh process, from start to exit."""
     walls, totals = [], []
     for run in range(1, runs + 1):
         with tempfile.TemporaryDirectory() as folder:
