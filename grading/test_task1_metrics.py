@@ -166,7 +166,12 @@ def test_zero_division(metrics):
         "macro F1 5/9 for labels [0, 1, 2], predictions [0, 1, 1] (class 2 is never "
         "predicted, so its precision is 0/0 = 0)",
         f"{macro[2]:.6g}",
-        ACCURACY_MISTAKE if close(macro[2], accuracy([0, 1, 2], [0, 1, 1])) else None,
+        ACCURACY_MISTAKE
+        if close(macro[2], accuracy([0, 1, 2], [0, 1, 1]))
+        else "F1 of the mean precision and mean recall (4/7), where macro F1 is the mean "
+        "of the per-class F1"
+        if close(macro[2], 4 / 7)
+        else None,
     )
 
 
@@ -284,5 +289,8 @@ def test_argument_order(metrics):
         f"{ORDER_PREDICTIONS}",
         f"{precision:.6g} and {recall:.6g}",
         "labels and predictions swapped" if close(precision, 13 / 18) else None,
-        "the first argument is the true labels, the second the predictions",
+        "the first argument is the true labels, the second the predictions"
+        if close(precision, 13 / 18)
+        else "average the per-class scores over the classes present in the labels or "
+        "the predictions (0, 1 and 2 here)",
     )

@@ -294,7 +294,7 @@ def test_build_model(training):
 
 @pytest.mark.points(3)
 def test_optimizer_scheduler_loss(training):
-    config = TrainingConfig(learning_rate=0.01, lr_decay=0.5)
+    config = TrainingConfig(learning_rate=0.01, lr_decay=0.5, weight_decay=0.003)
     model = MnistNet()
     parts = call(training.build_optimizer_scheduler_loss, model, config)
     check(
@@ -318,6 +318,14 @@ def test_optimizer_scheduler_loss(training):
         abs(optimizer.param_groups[0]["lr"] - 0.01) < 1e-12,
         "the learning rate config.learning_rate (0.01)",
         f"{optimizer.param_groups[0]['lr']}",
+    )
+    weight_decay = optimizer.param_groups[0].get("weight_decay")
+    check(
+        weight_decay == config.weight_decay,
+        "the weight decay config.weight_decay (0.003)",
+        f"{weight_decay}",
+        "the weight decay is left at the optimizer's default",
+        "pass weight_decay=config.weight_decay to the optimizer",
     )
 
     optimizer.zero_grad()

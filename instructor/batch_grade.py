@@ -988,6 +988,13 @@ def main(argv: list[str] | None = None) -> int:
         print("Batch grading needs Linux (namespaces and resource limits).")
         return 1
     args = parse_arguments(argv)
+    if args.output.exists() and not args.output.is_dir():
+        print(
+            f"error: --output {args.output} is a file; give a folder for the gradebook "
+            "(it is created if missing)",
+            file=sys.stderr,
+        )
+        return 2
     # SIGTERM ends the batch like Ctrl-C, so the temporary folders are removed.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     settings = Settings(

@@ -10,7 +10,8 @@ from its single argument and then, in this order:
 2. covers a folder that others may not enter and that contains a path of ``expose`` (the
    Python installation) with an empty tmpfs, and binds those paths back into it;
 3. makes the root file system read-only and mounts empty tmpfs file systems over ``/tmp``,
-   ``/var/tmp`` and ``/dev/shm``, then binds the work folder back to its own path;
+   ``/var/tmp`` and ``/dev/shm``, then binds the work folder back to its own path, and so
+   the repository and the exposed paths where they lie inside those folders;
 4. mounts an empty tmpfs over the repository and binds back only the entries listed in
    ``visible`` (the grading suite, ``mnist_course``, the data, the virtual environment), so
    ``solutions/``, ``tests/``, ``.git`` and everything else in the repository are hidden;
@@ -93,8 +94,26 @@ def bind_from_descriptor(descriptor: int, target: str) -> None:
     mount(f"/proc/self/fd/{descriptor}", target, None, MS_BIND | MS_REC)
 
 
-def hide_shared_folders(workdir: str) -> None:
-    """Make / read-only and give the command empty private /tmp, /var/tmp and /dev/shm."""
+SHARED_FOLDERS = (("/tmp", "1g"), ("/var/tmp", "64m"), ("/dev/shm", "256m"))
+"""World-writable folders that the command gets empty and private, with their sizes."""
+
+
+def is_inside(path: str, folder: str) -> bool:
+    return os.path.commonpath([os.path.abspath(path), folder]) == folder
+
+
+def hide_shared_folders(workdir: str, keep: list[str]) -> None:
+    """Make / read-only and give the command empty private /tmp, /var/tmp and /dev/shm.
+
+    The folders of ``keep`` that lie inside those (a repository cloned into /tmp) are bound
+    back to their own paths, read-only like the rest of the root file system.
+    """
+    kept = [
+        (path, os.open(path, os.O_PATH | os.O_DIRECTORY))
+        for path in keep
+        if os.path.isdir(path)
+        and any(is_inside(path, folder) for folder, _ in SHARED_FOLDERS)
+    ]
     workdir_descriptor = os.open(workdir, os.O_PATH | os.O_DIRECTORY)
     # A read-only root catches any world-writable folder not covered by the tmpfs below.
     # Some container file systems reject the remount; the tmpfs mounts still apply then.
@@ -102,11 +121,15 @@ def hide_shared_folders(workdir: str) -> None:
         mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY)
     except SandboxError as error:
         print(f"{WARNING_PREFIX}{error}; / stays writable", file=sys.stderr)
-    for folder, size in (("/tmp", "1g"), ("/var/tmp", "64m"), ("/dev/shm", "256m")):
+    for folder, size in SHARED_FOLDERS:
         if os.path.isdir(folder):
             mount(
                 "tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777"
             )
+    for path, descriptor in kept:
+        os.makedirs(path, exist_ok=True)
+        bind_from_descriptor(descriptor, path)
+        os.close(descriptor)
     os.makedirs(workdir, exist_ok=True)
     bind_from_descriptor(workdir_descriptor, workdir)
     os.close(workdir_descriptor)
@@ -209,12 +232,18 @@ def execute(config: dict, namespaced: bool) -> None:
     os.execve(command[0], command, config["env"])
 
 
+def prepare_file_system(config: dict) -> None:
+    """Set up the file system view of ``config`` inside the new mount namespace."""
+    exposed = config.get("expose", [])
+    expose(exposed)
+    hide_shared_folders(config["workdir"], [config["repository"], *exposed])
+    hide_repository(config["repository"], config["visible"])
+
+
 def enter_sandbox(config: dict) -> None:
     """Enter new namespaces and set up the file system view of ``config``."""
     enter_namespaces()
-    expose(config.get("expose", []))
-    hide_shared_folders(config["workdir"])
-    hide_repository(config["repository"], config["visible"])
+    prepare_file_system(config)
 
 
 def wait_for(pid: int) -> int:
@@ -264,9 +293,7 @@ def main() -> int:
             flush=True,
         )
         execute(config, namespaced=False)
-    expose(config.get("expose", []))
-    hide_shared_folders(config["workdir"])
-    hide_repository(config["repository"], config["visible"])
+    prepare_file_system(config)
     pid = os.fork()
     if pid == 0:
         try:

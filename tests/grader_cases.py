@@ -288,6 +288,19 @@ MUTANTS = [
         words=("one-hot", "targets"),
     ),
     GraderCase(
+        id="weight-decay-missing",
+        file="training.py",
+        replacements=(
+            (
+                "        model.parameters(), lr=config.learning_rate, "
+                "weight_decay=config.weight_decay\n",
+                "        model.parameters(), lr=config.learning_rate\n",
+            ),
+        ),
+        task=TRAINING,
+        words=("weight decay",),
+    ),
+    GraderCase(
         id="model-saved-before-training",
         file="training.py",
         replacements=(

@@ -757,3 +757,16 @@ def test_fresh_python_mode_grades_alike(batch, tmp_path):
     assert results["os_exit_function"]["tasks"] == hard_exit["tasks"]
     assert results["orphan_process"]["total"] == 0
     assert marker_processes() == []
+
+
+def test_output_file_rejected(tmp_path):
+    output = tmp_path / "grades.txt"
+    output.write_text("kept", encoding="utf-8")
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+
+    completed = batch_grade(submissions, output)
+
+    assert completed.returncode == 2
+    assert f"--output {output} is a file" in completed.stderr
+    assert output.read_text(encoding="utf-8") == "kept"
