@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from grading.checks import REFERENCE_MODEL
+from grading.checks import REFERENCE_MODEL, label_of, load_reference_model
 from grading.harness import as_float, as_tensor, call, check, feedback
 from mnist_course.data import MNIST_MEAN, MNIST_STD
 from mnist_course.model import MnistNet
@@ -37,9 +37,7 @@ def classify(implementation):
 
 @pytest.fixture(scope="module")
 def reference_model() -> MnistNet:
-    model = MnistNet()
-    model.load_state_dict(torch.load(REFERENCE_MODEL, weights_only=True))
-    return model.eval()
+    return load_reference_model()
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +85,6 @@ def symptom(changed: torch.Tensor, plain: torch.Tensor) -> str | None:
     if light_share(changed) > light_share(plain) + 0.2:
         return "light"
     return None
-
-
-def label_of(model: MnistNet, tensor: torch.Tensor) -> int:
-    with torch.no_grad():
-        return int(model(tensor.unsqueeze(0)).argmax(dim=1))
 
 
 def agreeing(

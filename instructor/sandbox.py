@@ -10,8 +10,8 @@ from its single argument and then, in this order:
 2. covers a folder that others may not enter and that contains a path of ``expose`` (the
    Python installation) with an empty tmpfs, and binds those paths back into it;
 3. makes the root file system read-only and mounts empty tmpfs file systems over ``/tmp``,
-   ``/var/tmp`` and ``/dev/shm``, then binds the work folder back to its own path, and so
-   the repository and the exposed paths where they lie inside those folders;
+   ``/var/tmp`` and ``/dev/shm``. Then it binds the work folder back to its own path, and
+   also the repository and the exposed paths if they lie inside those folders;
 4. mounts an empty tmpfs over the repository and binds back only the entries listed in
    ``visible`` (the grading suite, ``mnist_course``, the data, the virtual environment), so
    ``solutions/``, ``tests/``, ``.git`` and everything else in the repository are hidden;
