@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from grading.harness import Feedback, as_tensor, call, feedback
+from grading.plain import type_name
 from mnist_course.model import MnistNet
 
 SCORE_TOLERANCE = 1e-6
@@ -50,7 +51,7 @@ def score(value: Any, what: str) -> float:
         )
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    raise feedback(f"{what} as a number", f"a value of type {type(value).__name__}")
+    raise feedback(f"{what} as a number", f"a value of type {type_name(value)}")
 
 
 def per_class(value: Any, what: str, num_classes: int) -> list[float]:

@@ -21,25 +21,23 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
 from grading.checks import F1_TEST_SUBSET, F1_TRAIN_SUBSET
-from grading.harness import (
-    Feedback,
-    Implementation,
-    NotImplementedFeedback,
-    describe_error,
+from grading.harness import Feedback, Implementation, NotImplementedFeedback
+from grading.student import (
+    LocalStudent,
+    RemoteStudent,
+    Student,
+    import_implementation,
 )
 from mnist_course.data import load_mnist
 from mnist_course.errors import CourseError
-from mnist_course.implementation import (
-    PROJECT_ROOT,
-    load_implementation,
-    resolve_implementation,
-)
+from mnist_course.implementation import PROJECT_ROOT, resolve_implementation
 
 TASK_ORDER = ("Task 1: metrics", "Task 2: training cycle", "Task 3: classification")
 HIDDEN_DIR = Path(__file__).resolve().parent / "hidden"
@@ -82,27 +80,36 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return None
 
 
+REMOTE_STUDENT = pytest.StashKey[Callable[[], RemoteStudent]]()
+"""Set by batch grading: a factory of the :class:`RemoteStudent` that runs student code in
+a separate process. Without it, student code runs in this process."""
+
+
 @pytest.fixture(scope="session")
 def implementation(request: pytest.FixtureRequest):
-    """The graded implementation. An import error fails every test with the same feedback."""
+    """The graded implementation. An import error fails every test with the same feedback.
+
+    In batch grading this process never imports student code, and the fixture is None.
+    """
+    if REMOTE_STUDENT in request.config.stash:
+        return None
     spec = request.config.getoption("--impl")
     try:
         folder = resolve_implementation(spec)
     except CourseError as error:
         raise Feedback(str(error)) from None
-    Implementation.folder = folder
-    try:
-        return load_implementation(folder)
-    except Exception as error:  # Any error in student code at import time.
-        if isinstance(error, NotImplementedError):
-            raise NotImplementedFeedback(
-                "Importing your code raised NotImplementedError."
-            ) from None
-        raise Feedback(
-            "Your code could not be imported, so nothing can be graded.\n"
-            + describe_error("import", error)
-            + "\nWhat to do: fix that line; each file must import without errors."
-        ) from None
+    return import_implementation(folder)
+
+
+@pytest.fixture(scope="session")
+def student(request: pytest.FixtureRequest, implementation) -> Student:
+    """Where the checks run student code: this process, or a separate one in batch grading."""
+    factory = request.config.stash.get(REMOTE_STUDENT, None)
+    if factory is None:
+        return LocalStudent(implementation)
+    remote = factory()
+    request.addfinalizer(remote.close)
+    return remote
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from grading.plain import type_name
+
 DEFAULT_CALL_TIMEOUT = 60.0
 """Seconds one call into student code may take. The slowest reference call takes about 3 s."""
 
@@ -61,6 +63,8 @@ class Implementation:
     """The folder under test, so that tracebacks can be cut to the student's own lines."""
 
     folder: Path | None = None
+    timed_out: bool = False
+    """Whether a call into it timed out, leaving its thread running."""
 
 
 def student_frame(error: BaseException) -> traceback.FrameSummary | None:
@@ -124,7 +128,7 @@ def describe_error(name: str, error: BaseException) -> str:
         if frame.line:
             where += f": {frame.line.strip()}"
     text = str(error).strip().splitlines()
-    summary = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    summary = f"{type_name(error)}: {text[0]}" if text else type_name(error)
     return f"{name}() raised {summary}{where}"
 
 
@@ -152,6 +156,7 @@ def call(
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
+        Implementation.timed_out = True
         raise Feedback(
             f"{name}() did not finish within {timeout:g} seconds.\n"
             f"Likely mistake: an endless loop, or far more work than the task needs.\n"
@@ -179,7 +184,7 @@ def call(
 def as_float(value: Any, what: str) -> float:
     """Return ``value`` as a plain float if it is a real number (not a tensor), else fail."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        kind = type(value).__name__
+        kind = type_name(value)
         hint = (
             "Call .item() on a one-element tensor to get a Python float."
             if isinstance(value, torch.Tensor)
@@ -203,7 +208,7 @@ def as_tensor(value: Any, what: str, dtype: torch.dtype | None = None) -> torch.
     """Copy ``value`` out as a plain CPU tensor (detached), failing with feedback otherwise."""
     if not isinstance(value, torch.Tensor):
         raise feedback(
-            f"{what} as a torch.Tensor", f"a value of type {type(value).__name__}"
+            f"{what} as a torch.Tensor", f"a value of type {type_name(value)}"
         )
     # A tensor subclass's __torch_function__ could return any object from detach() or
     # clone(), so the copy is made with that dispatch switched off.
@@ -212,7 +217,7 @@ def as_tensor(value: Any, what: str, dtype: torch.dtype | None = None) -> torch.
         if type(copied) is not torch.Tensor:
             copied = torch.Tensor.as_subclass(copied, torch.Tensor)
     if type(copied) is not torch.Tensor:
-        raise feedback(f"{what} as a torch.Tensor", f"a {type(value).__name__}")
+        raise feedback(f"{what} as a torch.Tensor", f"a {type_name(value)}")
     if dtype is not None:
         check(
             copied.dtype == dtype, f"{what} with dtype {dtype}", f"dtype {copied.dtype}"

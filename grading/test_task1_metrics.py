@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from grading.checks import close, exact, per_class, score, true_counts
-from grading.harness import as_tensor, call, check
+from grading.harness import as_tensor, check
+from grading.plain import type_name
+from grading.student import call_function
 
 TASK = "Task 1: metrics"
 
@@ -23,23 +25,34 @@ ORDER_LABELS = [0, 0, 0, 1, 1, 2]
 ORDER_PREDICTIONS = [0, 0, 1, 1, 2, 2]
 
 
-@pytest.fixture
-def metrics(implementation):
-    return implementation.metrics
+def scores_raising_warnings(implementation, args: list, kwargs: dict):
+    """Observer: call precision_recall_f1 with every warning raised as an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return call_function(
+            implementation, "metrics.precision_recall_f1", args, kwargs
+        )
 
 
-def per_class_scores(metrics, labels, predictions, num_classes=10):
-    result = call(
-        metrics.precision_recall_f1,
-        labels,
-        predictions,
-        num_classes=num_classes,
-        average=None,
+def student_scores(student, args: list, kwargs: dict, warnings_as_errors: bool):
+    if warnings_as_errors:
+        return student.run(scores_raising_warnings, args, kwargs)
+    return student.call("metrics.precision_recall_f1", *args, **kwargs)
+
+
+def per_class_scores(
+    student, labels, predictions, num_classes=10, warnings_as_errors=False
+):
+    result = student_scores(
+        student,
+        [labels, predictions],
+        {"num_classes": num_classes, "average": None},
+        warnings_as_errors,
     )
     check(
         isinstance(result, tuple | list) and len(result) == 3,
         "precision_recall_f1(..., average=None) to return (precision, recall, f1)",
-        f"{type(result).__name__}",
+        f"{type_name(result)}",
     )
     names = ("precision", "recall", "F1")
     return [
@@ -48,18 +61,19 @@ def per_class_scores(metrics, labels, predictions, num_classes=10):
     ]
 
 
-def averaged_scores(metrics, labels, predictions, average, num_classes=10):
-    result = call(
-        metrics.precision_recall_f1,
-        labels,
-        predictions,
-        num_classes=num_classes,
-        average=average,
+def averaged_scores(
+    student, labels, predictions, average, num_classes=10, warnings_as_errors=False
+):
+    result = student_scores(
+        student,
+        [labels, predictions],
+        {"num_classes": num_classes, "average": average},
+        warnings_as_errors,
     )
     check(
         isinstance(result, tuple | list) and len(result) == 3,
         f"precision_recall_f1(..., average={average!r}) to return (precision, recall, f1)",
-        f"{type(result).__name__}",
+        f"{type_name(result)}",
     )
     return [score(value, f"{average} score") for value in result]
 
@@ -75,8 +89,8 @@ ACCURACY_MISTAKE = (
 
 
 @pytest.mark.points(4)
-def test_confusion_counts(metrics):
-    tp, fp, fn = call(metrics.confusion_counts, [0, 0, 1], [0, 1, 1], 2)
+def test_confusion_counts(student):
+    tp, fp, fn = student.call("metrics.confusion_counts", [0, 0, 1], [0, 1, 1], 2)
     got = [as_tensor(x, "a count").tolist() for x in (tp, fp, fn)]
     check(
         got == [[1, 1], [0, 1], [1, 0]],
@@ -89,15 +103,15 @@ def test_confusion_counts(metrics):
     generator = random.Random(7)
     labels = [generator.randrange(10) for _ in range(200)]
     predictions = [generator.randrange(10) for _ in range(200)]
-    result = call(metrics.confusion_counts, labels, predictions, 10)
+    result = student.call("metrics.confusion_counts", labels, predictions, 10)
     got = [as_tensor(x, "a count").tolist() for x in result]
     expected = [list(x) for x in true_counts(labels, predictions, 10)]
     check(got == expected, f"tp, fp, fn = {expected} on 200 random labels", f"{got}")
 
 
 @pytest.mark.points(4)
-def test_precision_per_class(metrics):
-    precision, recall, _ = per_class_scores(metrics, SWAP_LABELS, SWAP_PREDICTIONS, 2)
+def test_precision_per_class(student):
+    precision, recall, _ = per_class_scores(student, SWAP_LABELS, SWAP_PREDICTIONS, 2)
     swapped = close(precision[1], 3 / 5) and close(recall[1], 3 / 4)
     check(
         close(precision[1], 3 / 4),
@@ -110,8 +124,8 @@ def test_precision_per_class(metrics):
 
 
 @pytest.mark.points(3)
-def test_recall_per_class(metrics):
-    precision, recall, _ = per_class_scores(metrics, SWAP_LABELS, SWAP_PREDICTIONS, 2)
+def test_recall_per_class(student):
+    precision, recall, _ = per_class_scores(student, SWAP_LABELS, SWAP_PREDICTIONS, 2)
     swapped = close(recall[1], 3 / 4) and close(precision[1], 3 / 5)
     check(
         close(recall[1], 3 / 5),
@@ -124,8 +138,8 @@ def test_recall_per_class(metrics):
 
 
 @pytest.mark.points(3)
-def test_f1_per_class(metrics):
-    _, _, f1 = per_class_scores(metrics, SWAP_LABELS, SWAP_PREDICTIONS, 2)
+def test_f1_per_class(student):
+    _, _, f1 = per_class_scores(student, SWAP_LABELS, SWAP_PREDICTIONS, 2)
     check(
         close(f1[1], 2 / 3),
         "F1 of class 1 = 2/3 (harmonic mean of 3/4 and 3/5)",
@@ -133,7 +147,7 @@ def test_f1_per_class(metrics):
         "F1 is 2PR/(P+R), not the arithmetic mean (P+R)/2",
     )
 
-    _, _, f1 = per_class_scores(metrics, [0, 1, 2], [0, 1, 1], 3)
+    _, _, f1 = per_class_scores(student, [0, 1, 2], [0, 1, 1], 3)
     expected = [1.0, 2 / 3, 0.0]
     check(
         all(close(a, b) for a, b in zip(f1, expected, strict=True)),
@@ -143,11 +157,13 @@ def test_f1_per_class(metrics):
 
 
 @pytest.mark.points(3)
-def test_zero_division(metrics):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        precision, recall, f1 = per_class_scores(metrics, [1, 1], [0, 0], 2)
-        macro = averaged_scores(metrics, [0, 1, 2], [0, 1, 1], "macro", 3)
+def test_zero_division(student):
+    precision, recall, f1 = per_class_scores(
+        student, [1, 1], [0, 0], 2, warnings_as_errors=True
+    )
+    macro = averaged_scores(
+        student, [0, 1, 2], [0, 1, 1], "macro", 3, warnings_as_errors=True
+    )
     got = (precision[1], recall[1], f1[1])
     check(
         not any(np.isnan(got)),
@@ -176,7 +192,7 @@ def test_zero_division(metrics):
 
 
 @pytest.mark.points(3)
-def test_integer_inputs(metrics):
+def test_integer_inputs(student):
     labels = [1, 1, 1, 0, 0, 1, 0]
     predictions = [1, 1, 1, 1, 0, 0, 0]  # class 1: TP 3, FP 1, FN 1
     inputs = {
@@ -192,7 +208,7 @@ def test_integer_inputs(metrics):
         ),
     }
     for kind, (y_true, y_pred) in inputs.items():
-        precision, _, _ = per_class_scores(metrics, y_true, y_pred, 2)
+        precision, _, _ = per_class_scores(student, y_true, y_pred, 2)
         check(
             close(precision[1], 0.75),
             f"precision 0.75 (3/4) with labels given as {kind}",
@@ -203,9 +219,9 @@ def test_integer_inputs(metrics):
 
 
 @pytest.mark.points(3)
-def test_macro_average(metrics):
+def test_macro_average(student):
     labels, predictions = [0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 2]
-    _, _, macro_f1 = averaged_scores(metrics, labels, predictions, "macro")
+    _, _, macro_f1 = averaged_scores(student, labels, predictions, "macro")
     check(
         close(macro_f1, 37 / 45),
         "macro F1 = mean of the per-class F1 (2/3, 4/5, 1) = 37/45 = 0.8222 for labels "
@@ -222,7 +238,7 @@ def test_macro_average(metrics):
     )
 
     labels, predictions = [0] * 9 + [1], [0] * 10
-    _, _, macro_f1 = averaged_scores(metrics, labels, predictions, "macro")
+    _, _, macro_f1 = averaged_scores(student, labels, predictions, "macro")
     check(
         close(macro_f1, exact(Fraction(9, 19))),
         "macro F1 9/19 = 0.4737 when 9 of 10 images are class 0 and all are predicted 0",
@@ -232,9 +248,9 @@ def test_macro_average(metrics):
 
 
 @pytest.mark.points(3)
-def test_weighted_average(metrics):
+def test_weighted_average(student):
     _, _, weighted_f1 = averaged_scores(
-        metrics, ORDER_LABELS, ORDER_PREDICTIONS, "weighted"
+        student, ORDER_LABELS, ORDER_PREDICTIONS, "weighted"
     )
     mistake = None
     if close(weighted_f1, 12 / 17):
@@ -254,7 +270,7 @@ def test_weighted_average(metrics):
     )
 
     labels, predictions = [0] * 9 + [1], [0] * 10
-    _, _, weighted_f1 = averaged_scores(metrics, labels, predictions, "weighted")
+    _, _, weighted_f1 = averaged_scores(student, labels, predictions, "weighted")
     check(
         close(weighted_f1, 81 / 95),
         "weighted F1 81/95 = 0.8526 for 9 zeros and one 1, all predicted 0",
@@ -263,9 +279,9 @@ def test_weighted_average(metrics):
 
 
 @pytest.mark.points(2)
-def test_micro_average(metrics):
+def test_micro_average(student):
     labels, predictions = [0] * 9 + [1], [0] * 10
-    precision, recall, f1 = averaged_scores(metrics, labels, predictions, "micro")
+    precision, recall, f1 = averaged_scores(student, labels, predictions, "micro")
     check(
         close(f1, 0.9),
         "micro F1 0.9 (from the summed TP, FP, FN; equal to accuracy)",
@@ -279,9 +295,9 @@ def test_micro_average(metrics):
 
 
 @pytest.mark.points(2)
-def test_argument_order(metrics):
+def test_argument_order(student):
     precision, recall, _ = averaged_scores(
-        metrics, ORDER_LABELS, ORDER_PREDICTIONS, "macro"
+        student, ORDER_LABELS, ORDER_PREDICTIONS, "macro"
     )
     check(
         close(precision, 2 / 3) and close(recall, 13 / 18),

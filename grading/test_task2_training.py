@@ -24,6 +24,7 @@ from grading.checks import (
     true_macro_f1,
 )
 from grading.harness import as_float, as_tensor, call, check, feedback
+from grading.plain import type_name
 from mnist_course.contracts import TrainingConfig
 from mnist_course.model import MnistNet
 
@@ -134,7 +135,7 @@ def checked_history(history, epochs: int):
     check(
         isinstance(history, list) and len(history) == epochs,
         f"fit() to return a list with one EpochRecord per epoch ({epochs})",
-        f"{type(history).__name__} of length {len(history) if isinstance(history, list) else '?'}",
+        f"{type_name(history)} of length {len(history) if isinstance(history, list) else '?'}",
     )
     return history
 
@@ -152,7 +153,7 @@ def load_saved_state(path) -> dict:
     except Exception as error:  # Any reason the file does not load.
         raise feedback(
             "a state_dict that torch.load(path, weights_only=True) loads",
-            f"loading failed ({type(error).__name__})",
+            f"loading failed ({type_name(error)})",
             "the whole model object was pickled with torch.save(model, path)",
             "save model.state_dict(), not the model",
         ) from None
@@ -160,7 +161,7 @@ def load_saved_state(path) -> dict:
         isinstance(state, dict)
         and all(isinstance(v, torch.Tensor) for v in state.values()),
         "a state_dict: a dict of parameter names to tensors",
-        type(state).__name__,
+        type_name(state),
         None,
         "save model.state_dict()",
     )
@@ -217,7 +218,7 @@ def test_data_loaders(training):
     check(
         isinstance(loaders, tuple | list) and len(loaders) == 2,
         "(train_loader, test_loader)",
-        type(loaders).__name__,
+        type_name(loaders),
     )
     train_loader, test_loader = loaders
     train_order = [as_tensor(labels, "labels").tolist() for _, labels in train_loader]
@@ -276,7 +277,7 @@ def test_build_model(training):
     check(
         isinstance(first, MnistNet),
         "an instance of the given MnistNet",
-        type(first).__name__,
+        type_name(first),
     )
     same = all(
         torch.equal(a, b)
@@ -301,13 +302,13 @@ def test_optimizer_scheduler_loss(training):
     check(
         isinstance(parts, tuple | list) and len(parts) == 3,
         "(optimizer, scheduler, loss_fn)",
-        type(parts).__name__,
+        type_name(parts),
     )
     optimizer, scheduler, loss_fn = parts
     check(
         isinstance(optimizer, torch.optim.Optimizer),
         "a torch.optim optimizer",
-        type(optimizer).__name__,
+        type_name(optimizer),
     )
     optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
     check(

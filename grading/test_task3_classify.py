@@ -14,6 +14,7 @@ from PIL import Image
 
 from grading.checks import REFERENCE_MODEL, label_of, load_reference_model
 from grading.harness import as_float, as_tensor, call, check, feedback
+from grading.plain import type_name
 from mnist_course.data import MNIST_MEAN, MNIST_STD
 from mnist_course.model import MnistNet
 
@@ -129,7 +130,7 @@ def on_canvas(
 @pytest.mark.points(4)
 def test_load_model(classify):
     model = call(classify.load_model, REFERENCE_MODEL)
-    check(isinstance(model, MnistNet), "an MnistNet", type(model).__name__)
+    check(isinstance(model, MnistNet), "an MnistNet", type_name(model))
     check(
         not model.training,
         "the loaded model in evaluation mode",
@@ -309,7 +310,7 @@ def test_predict_shapes(classify, reference_model, mnist_test):
     check(
         isinstance(result, tuple | list) and len(result) == 2,
         "(digits, probabilities)",
-        type(result).__name__,
+        type_name(result),
     )
     digits = as_tensor(result[0], "digits")
     check(
@@ -393,7 +394,7 @@ def test_classify_known_images(classify, digits, reference_model, tmp_path):
     check(
         isinstance(predictions, list) and len(predictions) == len(paths),
         f"a list of {len(paths)} predictions for {len(paths)} files",
-        f"{type(predictions).__name__}",
+        f"{type_name(predictions)}",
     )
     got = [int(prediction[0]) for prediction in predictions]
     right = sum(a == b for a, b in zip(got, labels, strict=True))
@@ -429,7 +430,7 @@ def plain_prediction(prediction) -> tuple[int, float]:
     if not (isinstance(prediction, tuple) and len(prediction) == 2):
         raise feedback(
             "one Prediction(digit, probability) for one image",
-            f"{type(prediction).__name__}",
+            f"{type_name(prediction)}",
             None,
             "for one image return predictions[0], not the list",
         )
@@ -437,7 +438,7 @@ def plain_prediction(prediction) -> tuple[int, float]:
     check(
         type(digit) is int,
         "the digit as a Python int",
-        f"{type(digit).__name__} {digit!r}",
+        f"{type_name(digit)} {digit!r}",
         None,
         "int(tensor.item()) turns a one-element tensor into a Python int",
     )

@@ -12,6 +12,7 @@ import torch
 
 from grading.checks import close, per_class, score, true_counts
 from grading.harness import call, check
+from grading.plain import type_name
 
 TASK = "Task 1: metrics"
 pytestmark = pytest.mark.hidden
@@ -83,7 +84,7 @@ def returned_triple(result, what: str):
     check(
         isinstance(result, tuple | list) and len(result) == 3,
         f"{what} to return (precision, recall, f1)",
-        type(result).__name__,
+        type_name(result),
     )
     return result
 

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Subset
 
 from grading.checks import SCORE_TOLERANCE, own_metric_agrees, true_macro_f1
 from grading.harness import as_float, as_tensor, call, check, feedback
+from grading.plain import type_name
 from mnist_course.model import MnistNet
 
 TASK = "Task 2: training cycle"
@@ -62,7 +63,7 @@ def saved_state(path) -> dict:
     except Exception as error:  # Any reason the file does not load.
         raise feedback(
             "a state_dict that torch.load(path, weights_only=True) loads",
-            f"loading failed ({type(error).__name__})",
+            f"loading failed ({type_name(error)})",
             None,
             "save model.state_dict(), not the model",
         ) from None
@@ -70,7 +71,7 @@ def saved_state(path) -> dict:
         isinstance(state, dict)
         and all(isinstance(value, torch.Tensor) for value in state.values()),
         "a state_dict: a dict of parameter names to tensors",
-        type(state).__name__,
+        type_name(state),
     )
     return state
 
@@ -142,7 +143,7 @@ def test_hidden_fit_history_and_weights(
     check(
         isinstance(history, list) and len(history) == 2,
         "fit() to return a list of two EpochRecords for two epochs",
-        f"{type(history).__name__}",
+        f"{type_name(history)}",
     )
     epochs = [getattr(record, "epoch", None) for record in history]
     check(

@@ -9,6 +9,7 @@ from PIL import Image
 
 from grading.checks import label_of, load_reference_model
 from grading.harness import as_tensor, call, check
+from grading.plain import type_name
 from mnist_course.model import MnistNet
 
 TASK = "Task 3: classification"
@@ -92,7 +93,7 @@ def test_hidden_single_image_and_empty_list(classify, reference_model, mnist_tes
     check(
         isinstance(result, tuple | list) and len(result) == 2,
         "(digits, probabilities)",
-        type(result).__name__,
+        type_name(result),
     )
     digits = as_tensor(result[0], "digits")
     check(
