@@ -6,6 +6,9 @@ themselves, so the same suite grades the student version where solutions/ is abs
 
 from __future__ import annotations
 
+import functools
+import warnings
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -13,8 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from grading.harness import Feedback, as_tensor, call, feedback
+from grading.harness import Feedback, NotImplementedFeedback, as_tensor, feedback
 from grading.plain import type_name
+from grading.student import call_function, feedback_text
+from mnist_course.data import load_mnist
+from mnist_course.errors import CourseError
+from mnist_course.implementation import PROJECT_ROOT
 from mnist_course.model import MnistNet
 
 SCORE_TOLERANCE = 1e-6
@@ -34,6 +41,47 @@ GRADING_DATA = Path(__file__).resolve().parent / "data"
 REFERENCE_MODEL = GRADING_DATA / "reference_model.pt"
 """A state_dict of MnistNet trained by the reference on the full MNIST (macro F1 above
 0.99). The classification checks use it, so they do not depend on the student's training."""
+
+
+def load_grading_split(train: bool, count: int):
+    """Return the first ``count`` images of the MNIST train or test split, in memory.
+
+    Raises :class:`Feedback` if MNIST is not available (it is prepared offline if needed).
+    """
+    try:
+        return load_mnist(
+            PROJECT_ROOT / "data", train=train, indices=list(range(count))
+        )
+    except CourseError as error:
+        raise Feedback(
+            f"MNIST is not available, so this check cannot run.\n{error}"
+        ) from None
+
+
+@functools.cache
+def grading_split(train: bool, count: int):
+    """Return :func:`load_grading_split` of the same split, loaded once per process.
+
+    Observers that need MNIST load it with this, next to student code. The checks' own
+    process uses the ``mnist_train`` and ``mnist_test`` fixtures.
+    """
+    return load_grading_split(train, count)
+
+
+def attempt(function: Callable[..., Any], *args: Any, **kwargs: Any) -> dict:
+    """Observer side: return ``{"value": function(*args, **kwargs)}``, or the feedback raised.
+
+    The result has the form of an observer's reply, so the check raises that feedback
+    with :func:`grading.student.unpack` where it judges this step, after the checks of the
+    steps before it, as if it had run the step itself.
+    """
+    try:
+        return {"value": function(*args, **kwargs)}
+    except Feedback as error:
+        return {
+            "feedback": feedback_text(error),
+            "not_implemented": isinstance(error, NotImplementedFeedback),
+        }
 
 
 def exact(value: Fraction | int) -> float:
@@ -99,21 +147,35 @@ def true_macro_f1(labels, predictions, num_classes: int = 10) -> float:
     return sum(scores) / len(scores) if scores else 0.0
 
 
-def own_metric_agrees(implementation, labels, predictions, f1: float) -> bool:
+def scores_raising_warnings(implementation, args: list, kwargs: dict):
+    """Observer: call precision_recall_f1 with every warning raised as an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return call_function(
+            implementation, "metrics.precision_recall_f1", args, kwargs
+        )
+
+
+def student_scores(student, args: list, kwargs: dict, warnings_as_errors: bool = False):
+    """Return what the student's precision_recall_f1(*args, **kwargs) returns, as plain data.
+
+    With ``warnings_as_errors``, a warning that it raises fails the check.
+    """
+    if warnings_as_errors:
+        return student.run(scores_raising_warnings, args, kwargs)
+    return student.call("metrics.precision_recall_f1", *args, **kwargs)
+
+
+def own_metric_agrees(student, labels, predictions, f1: float) -> bool:
     """Tell whether the student's own macro F1 of ``labels`` and ``predictions`` is ``f1``.
 
     The training checks accept a reported F1 that the student's metric gives, because
     Task 1 grades the metric itself.
     """
     try:
-        own = call(
-            implementation.metrics.precision_recall_f1,
-            labels,
-            predictions,
-            average="macro",
-        )
-        return abs(float(own[2]) - f1) <= SCORE_TOLERANCE
-    except (Feedback, TypeError, ValueError, IndexError):
+        own = student_scores(student, [labels, predictions], {"average": "macro"})
+        return abs(score(own[2], "macro F1") - f1) <= SCORE_TOLERANCE
+    except (Feedback, TypeError, IndexError):
         return False
 
 

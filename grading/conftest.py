@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from grading.checks import F1_TEST_SUBSET, F1_TRAIN_SUBSET
+from grading.checks import F1_TEST_SUBSET, F1_TRAIN_SUBSET, load_grading_split
 from grading.harness import Feedback, Implementation, NotImplementedFeedback
 from grading.student import (
     LocalStudent,
@@ -35,9 +35,8 @@ from grading.student import (
     Student,
     import_implementation,
 )
-from mnist_course.data import load_mnist
 from mnist_course.errors import CourseError
-from mnist_course.implementation import PROJECT_ROOT, resolve_implementation
+from mnist_course.implementation import resolve_implementation
 
 TASK_ORDER = ("Task 1: metrics", "Task 2: training cycle", "Task 3: classification")
 HIDDEN_DIR = Path(__file__).resolve().parent / "hidden"
@@ -122,17 +121,6 @@ def mnist_train():
 def mnist_test():
     """The first MNIST test images, in memory (prepared offline if needed)."""
     return load_grading_split(train=False, count=F1_TEST_SUBSET)
-
-
-def load_grading_split(train: bool, count: int):
-    try:
-        return load_mnist(
-            PROJECT_ROOT / "data", train=train, indices=list(range(count))
-        )
-    except CourseError as error:
-        raise Feedback(
-            f"MNIST is not available, so this check cannot run.\n{error}"
-        ) from None
 
 
 @pytest.fixture(autouse=True)

@@ -30,8 +30,7 @@ from typing import Any
 
 import pytest
 
-from grading.checks import F1_TEST_SUBSET, F1_TRAIN_SUBSET
-from grading.conftest import load_grading_split
+from grading.checks import F1_TEST_SUBSET, F1_TRAIN_SUBSET, load_grading_split
 from grading.harness import Feedback, Implementation
 from mnist_course.implementation import MODULES, PROJECT_ROOT
 
@@ -176,7 +175,11 @@ class NotebookModule:
 
 @cache
 def grading_split(train: bool, count: int):
-    """Return the MNIST images that the checks use, loaded once per kernel."""
+    """Return the MNIST images that the checks use, loaded once per kernel.
+
+    Observers load their own copy (:func:`grading.checks.grading_split`), so student code
+    cannot change the images that the checks judge with.
+    """
     return load_grading_split(train=train, count=count)
 
 

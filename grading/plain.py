@@ -13,8 +13,9 @@ JSON has no tuples, tensors or images, so those are written as one-key dicts:
 * ``{"$tensor": {"dtype", "shape", "data"}}`` for a torch tensor (base64 of its bytes), and
   ``$ndarray`` and ``$numpy`` for a NumPy array and a NumPy scalar;
 * ``{"$image": {"mode", "size", "data"}}`` for a PIL image, ``{"$path": "..."}`` for a path;
-* ``{"$object": {"type", "classes", "fields", "items"}}`` for a dataclass, a named tuple or
-  a ``torch.nn.Module``, read back as a :class:`Record`; ``{"$opaque": {"type", "classes"}}``
+* ``{"$object": {"type", "classes", "fields", "items"}}`` for a dataclass, a tuple subclass
+  (a named tuple, ``torch.return_types.max``) or a ``torch.nn.Module``, read back as a
+  :class:`Record`; ``{"$opaque": {"type", "classes"}}``
   for any other object, read back as an :class:`Opaque` that only tells its type.
 """
 
@@ -146,7 +147,7 @@ def to_plain(value: Any, depth: int = 0) -> Any:
 
 
 def object_fields(value: Any) -> dict[str, Any] | None:
-    """Return the fields of a dataclass, named tuple or module, else None."""
+    """Return the fields of a dataclass, tuple subclass or module, else None."""
     if isinstance(value, torch.nn.Module):
         return {
             "training": bool(value.training),
@@ -157,10 +158,13 @@ def object_fields(value: Any) -> dict[str, Any] | None:
             field.name: getattr(value, field.name)
             for field in dataclasses.fields(value)
         }
-    if isinstance(value, tuple) and hasattr(type(value), "_fields"):
-        names = type(value)._fields
+    if isinstance(value, tuple):
+        # A named tuple has its field names; torch.return_types (from torch.max and
+        # others) and other tuple subclasses keep only their items.
+        names = getattr(type(value), "_fields", ())
         if isinstance(names, tuple) and all(type(name) is str for name in names):
             return dict(zip(names, tuple.__iter__(value), strict=False))
+        return {}
     return None
 
 
@@ -243,7 +247,10 @@ def type_name(value: Any) -> str:
 def decode_bytes(text: Any) -> bytes:
     if type(text) is not str:
         raise PlainDataError("binary data that is not a base64 string")
-    return base64.b64decode(text.encode("ascii"), validate=True)
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        raise PlainDataError("binary data that is not valid base64") from None
 
 
 def tensor_from_plain(data: dict) -> torch.Tensor:
@@ -251,11 +258,8 @@ def tensor_from_plain(data: dict) -> torch.Tensor:
     dtype = getattr(torch, str(dtype_name), None)
     if dtype not in TENSOR_DTYPES or not valid_shape(shape):
         raise PlainDataError(f"a tensor of dtype {dtype_name!r} and shape {shape!r}")
-    raw = decode_bytes(data.get("data"))
-    array = np.frombuffer(raw, dtype=np.dtype(TENSOR_DTYPES[dtype]))
-    if array.size != math.prod(shape):
-        raise PlainDataError(f"tensor data of {array.size} values for shape {shape}")
-    return torch.from_numpy(array.copy()).reshape(shape)
+    array = values_from_bytes(data.get("data"), np.dtype(TENSOR_DTYPES[dtype]), shape)
+    return torch.from_numpy(array)
 
 
 def array_from_plain(data: dict) -> np.ndarray:
@@ -266,10 +270,15 @@ def array_from_plain(data: dict) -> np.ndarray:
         raise PlainDataError(f"an array of dtype {data.get('dtype')!r}") from None
     if dtype.kind not in "biuf" or not valid_shape(shape):
         raise PlainDataError(f"an array of dtype {dtype} and shape {shape!r}")
-    array = np.frombuffer(decode_bytes(data.get("data")), dtype=dtype)
-    if array.size != math.prod(shape):
-        raise PlainDataError(f"array data of {array.size} values for shape {shape}")
-    return array.copy().reshape(shape)
+    return values_from_bytes(data.get("data"), dtype, shape)
+
+
+def values_from_bytes(text: Any, dtype: np.dtype, shape: list[int]) -> np.ndarray:
+    """Return the base64 ``text`` as a writable array of ``dtype`` and ``shape``."""
+    raw = decode_bytes(text)
+    if len(raw) != math.prod(shape) * dtype.itemsize:
+        raise PlainDataError(f"{len(raw)} bytes of {dtype} values for shape {shape}")
+    return np.frombuffer(raw, dtype=dtype).copy().reshape(shape)
 
 
 def valid_shape(shape: Any) -> bool:

@@ -67,7 +67,7 @@ def import_implementation(folder: Path):
     Implementation.folder = folder
     try:
         return load_implementation(folder)
-    except Exception as error:  # Any error in student code at import time.
+    except BaseException as error:  # Student code may raise anything, SystemExit too.
         if isinstance(error, NotImplementedError):
             raise NotImplementedFeedback(
                 "Importing your code raised NotImplementedError."
@@ -315,8 +315,8 @@ def import_with_limit(folder: Path) -> tuple[Any, Feedback | None]:
     thread.join(IMPORT_TIMEOUT)
     if thread.is_alive():
         return None, Feedback(
-            f"Importing your code did not finish within {IMPORT_TIMEOUT:g} seconds, so "
-            "nothing can be graded.\n"
+            f"{IMPORT_FAILURE}\n"
+            f"Importing your code did not finish within {IMPORT_TIMEOUT:g} seconds.\n"
             "Likely mistake: an endless loop or a long computation at the top level of a "
             "file.\n"
             "What to do: put all work inside functions; importing a file must be quick."

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import random
-import warnings
 from fractions import Fraction
 
 import numpy as np
 import pytest
 import torch
 
-from grading.checks import close, exact, per_class, score, true_counts
+from grading.checks import (
+    close,
+    exact,
+    per_class,
+    score,
+    student_scores,
+    true_counts,
+)
 from grading.harness import as_tensor, check
 from grading.plain import type_name
-from grading.student import call_function
 
 TASK = "Task 1: metrics"
 
@@ -23,21 +28,6 @@ SWAP_PREDICTIONS = [0, 1, 0, 1, 0, 1, 0, 1]
 # Three classes; swapping labels and predictions changes macro precision and weighted F1.
 ORDER_LABELS = [0, 0, 0, 1, 1, 2]
 ORDER_PREDICTIONS = [0, 0, 1, 1, 2, 2]
-
-
-def scores_raising_warnings(implementation, args: list, kwargs: dict):
-    """Observer: call precision_recall_f1 with every warning raised as an error."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        return call_function(
-            implementation, "metrics.precision_recall_f1", args, kwargs
-        )
-
-
-def student_scores(student, args: list, kwargs: dict, warnings_as_errors: bool):
-    if warnings_as_errors:
-        return student.run(scores_raising_warnings, args, kwargs)
-    return student.call("metrics.precision_recall_f1", *args, **kwargs)
 
 
 def per_class_scores(

@@ -1,13 +1,18 @@
 """Task 2: the training and evaluation cycle (exercises/training.py), 45 points.
 
-The checks hand the student's functions instrumented parts (an optimizer that records the
-gradients and learning rate at each step, a loss that records its inputs, forward hooks that
-record the mode) and compare with what the cycle must do.
+Each check runs an observer next to student code (:meth:`grading.student.Student.run`).
+The observer hands the student's functions instrumented parts (an optimizer that records
+the gradients and learning rate at each step, a loss that records its inputs, forward hooks
+that record the mode) and returns what they recorded as plain data. The check then judges
+that data with its own computation of what the cycle must do: the expected gradients,
+losses, F1 and initial weights are computed here, never taken from the observer.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,20 +25,18 @@ from grading.checks import (
     F1_THRESHOLD,
     F1_TRAIN_SUBSET,
     SCORE_TOLERANCE,
+    attempt,
+    grading_split,
     own_metric_agrees,
     true_macro_f1,
 )
 from grading.harness import as_float, as_tensor, call, check, feedback
-from grading.plain import type_name
+from grading.plain import Record, type_name
+from grading.student import unpack
 from mnist_course.contracts import TrainingConfig
 from mnist_course.model import MnistNet
 
 TASK = "Task 2: training cycle"
-
-
-@pytest.fixture
-def training(implementation):
-    return implementation.training
 
 
 class RecordingSGD(torch.optim.SGD):
@@ -131,6 +134,12 @@ def true_gradient(model: nn.Module, batch) -> list[torch.Tensor]:
     return gradients
 
 
+def seeded_state(seed: int) -> dict[str, torch.Tensor]:
+    """Return the weights of a new MnistNet built right after torch.manual_seed(seed)."""
+    torch.manual_seed(seed)
+    return dict(MnistNet().state_dict())
+
+
 def checked_history(history, epochs: int):
     check(
         isinstance(history, list) and len(history) == epochs,
@@ -140,7 +149,8 @@ def checked_history(history, epochs: int):
     return history
 
 
-def load_saved_state(path) -> dict:
+def load_saved_state(path: Path) -> dict:
+    """Observer side: load the file that fit() saved, as a plain dict of tensors."""
     check(
         path.is_file(),
         f"fit() to save the model to model_path ({path.name})",
@@ -165,55 +175,15 @@ def load_saved_state(path) -> dict:
         None,
         "save model.state_dict()",
     )
-    return state
+    return dict(state)
 
 
-@pytest.fixture(scope="module")
-def small_fit(implementation, mnist_train, mnist_test, tmp_path_factory):
-    """One run of the student's fit() with MnistNet on 1000 images, shared by two checks."""
+def observe_data_loaders(implementation, fields: dict) -> dict:
+    """Observer: return the labels of every batch of the loaders, built twice from one config."""
     training = implementation.training
-    config = TrainingConfig(epochs=1, batch_size=100, test_batch_size=250, seed=0)
-    torch.manual_seed(0)
-    model = MnistNet()
-    initial = {key: value.clone() for key, value in model.state_dict().items()}
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
-    scheduler = torch.optim.lr_scheduler.StepLR(
-        optimizer, step_size=1, gamma=config.lr_decay
-    )
-    train_loader = DataLoader(
-        Subset(mnist_train, range(1000)),
-        batch_size=100,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(0),
-    )
-    test_loader = DataLoader(Subset(mnist_test, range(500)), batch_size=250)
-    path = tmp_path_factory.mktemp("fit") / "model.pt"
-    history = call(
-        training.fit,
-        model,
-        train_loader,
-        test_loader,
-        optimizer,
-        scheduler,
-        nn.CrossEntropyLoss(),
-        epochs=1,
-        model_path=path,
-    )
-    return {
-        "final": {key: value.clone() for key, value in model.state_dict().items()},
-        "history": checked_history(history, 1),
-        "path": path,
-        "initial": initial,
-        "test_loader": test_loader,
-    }
-
-
-@pytest.mark.points(3)
-def test_data_loaders(training):
     train_set = TensorDataset(torch.zeros(200, 1, 28, 28), torch.arange(200))
     test_set = TensorDataset(torch.zeros(160, 1, 28, 28), torch.arange(160))
-    config = TrainingConfig(batch_size=50, test_batch_size=80, seed=3)
-
+    config = TrainingConfig(**fields)
     loaders = call(training.build_data_loaders, train_set, test_set, config)
     check(
         isinstance(loaders, tuple | list) and len(loaders) == 2,
@@ -221,8 +191,18 @@ def test_data_loaders(training):
         type_name(loaders),
     )
     train_loader, test_loader = loaders
-    train_order = [as_tensor(labels, "labels").tolist() for _, labels in train_loader]
-    test_order = [as_tensor(labels, "labels").tolist() for _, labels in test_loader]
+    train = [labels for _, labels in train_loader]
+    test = [labels for _, labels in test_loader]
+    again, _ = call(training.build_data_loaders, train_set, test_set, config)
+    return {"train": train, "test": test, "again": [labels for _, labels in again]}
+
+
+@pytest.mark.points(3)
+def test_data_loaders(student):
+    config = TrainingConfig(batch_size=50, test_batch_size=80, seed=3)
+    batches = student.run(observe_data_loaders, dataclasses.asdict(config))
+    train_order = [as_tensor(labels, "labels").tolist() for labels in batches["train"]]
+    test_order = [as_tensor(labels, "labels").tolist() for labels in batches["test"]]
     train_flat = [index for batch in train_order for index in batch]
     test_flat = [index for batch in test_order for index in batch]
 
@@ -258,8 +238,7 @@ def test_data_loaders(training):
         "do not shuffle the test loader",
     )
 
-    again, _ = call(training.build_data_loaders, train_set, test_set, config)
-    again_order = [labels.tolist() for _, labels in again]
+    again_order = [as_tensor(labels, "labels").tolist() for labels in batches["again"]]
     check(
         again_order == train_order,
         "the same shuffled order for the same config.seed",
@@ -269,20 +248,26 @@ def test_data_loaders(training):
     )
 
 
+def observe_build_model(implementation, fields: dict) -> list:
+    """Observer: return the two models that build_model() returns for the same config."""
+    config = TrainingConfig(**fields)
+    training = implementation.training
+    return [call(training.build_model, config), call(training.build_model, config)]
+
+
 @pytest.mark.points(2)
-def test_build_model(training):
+def test_build_model(student):
     config = TrainingConfig(seed=5)
-    first = call(training.build_model, config)
-    second = call(training.build_model, config)
+    first, second = student.run(observe_build_model, dataclasses.asdict(config))
     check(
-        isinstance(first, MnistNet),
+        isinstance(first, Record) and first.is_a(MnistNet),
         "an instance of the given MnistNet",
         type_name(first),
     )
-    same = all(
+    same = isinstance(second, Record) and all(
         torch.equal(a, b)
         for a, b in zip(
-            first.state_dict().values(), second.state_dict().values(), strict=True
+            first.state_dict.values(), second.state_dict.values(), strict=True
         )
     )
     check(
@@ -294,11 +279,31 @@ def test_build_model(training):
     )
 
 
-@pytest.mark.points(3)
-def test_optimizer_scheduler_loss(training):
-    config = TrainingConfig(learning_rate=0.01, lr_decay=0.5, weight_decay=0.003)
+def snapshot(value):
+    """Return ``value``, copied if it is a tensor, because a scheduler may change that in place."""
+    return value.detach().clone() if isinstance(value, torch.Tensor) else value
+
+
+def rate_after_one_step(optimizer, scheduler) -> float:
+    """Step the optimizer once, then the scheduler, and return the new learning rate."""
+    optimizer.zero_grad()
+    optimizer.step()
+    call(scheduler.step)
+    return optimizer.param_groups[0]["lr"]
+
+
+def observe_optimizer_scheduler_loss(
+    implementation, fields: dict, logits: torch.Tensor, targets: torch.Tensor
+) -> dict:
+    """Observer: return the optimizer's settings, its rate after one step, and a loss.
+
+    The learning rate and weight decay are read before the scheduler steps. The loss is
+    that of ``logits`` and ``targets``. The feedback of a step that fails is returned, so
+    the check raises it only after judging the steps before.
+    """
+    config = TrainingConfig(**fields)
     model = MnistNet()
-    parts = call(training.build_optimizer_scheduler_loss, model, config)
+    parts = call(implementation.training.build_optimizer_scheduler_loss, model, config)
     check(
         isinstance(parts, tuple | list) and len(parts) == 3,
         "(optimizer, scheduler, loss_fn)",
@@ -311,17 +316,48 @@ def test_optimizer_scheduler_loss(training):
         type_name(optimizer),
     )
     optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    parameters = list(model.parameters())
+    group = optimizer.param_groups[0]
+    return {
+        "parameters": len(parameters),
+        "optimized": len(optimized),
+        "in_optimizer": [id(p) in optimized for p in parameters],
+        "lr": snapshot(group["lr"]),
+        "weight_decay": snapshot(group.get("weight_decay")),
+        "lr_after_step": attempt(rate_after_one_step, optimizer, scheduler),
+        "loss": attempt(call, loss_fn, logits, targets),
+    }
+
+
+def fixed_logits() -> torch.Tensor:
+    """Return the logits of the loss check, drawn after a new MnistNet with torch seeded with 0."""
+    torch.manual_seed(0)
+    MnistNet()
+    return torch.randn(6, 10)
+
+
+@pytest.mark.points(3)
+def test_optimizer_scheduler_loss(student):
+    config = TrainingConfig(learning_rate=0.01, lr_decay=0.5, weight_decay=0.003)
+    logits = fixed_logits()
+    targets = torch.tensor([0, 3, 9, 1, 1, 4])
+    facts = student.run(
+        observe_optimizer_scheduler_loss, dataclasses.asdict(config), logits, targets
+    )
+    in_optimizer = facts["in_optimizer"]
     check(
-        optimized == {id(p) for p in model.parameters()},
+        len(in_optimizer) == facts["parameters"] == facts["optimized"]
+        and all(in_optimizer),
         "an optimizer over all of model.parameters()",
         "some parameters missing",
     )
+    rate = facts["lr"]
     check(
-        abs(optimizer.param_groups[0]["lr"] - 0.01) < 1e-12,
+        abs(rate - 0.01) < 1e-12,
         "the learning rate config.learning_rate (0.01)",
-        f"{optimizer.param_groups[0]['lr']}",
+        f"{rate}",
     )
-    weight_decay = optimizer.param_groups[0].get("weight_decay")
+    weight_decay = facts["weight_decay"]
     check(
         weight_decay == config.weight_decay,
         "the weight decay config.weight_decay (0.003)",
@@ -330,21 +366,17 @@ def test_optimizer_scheduler_loss(training):
         "pass weight_decay=config.weight_decay to the optimizer",
     )
 
-    optimizer.zero_grad()
-    optimizer.step()
-    call(scheduler.step)
+    rate = unpack(facts["lr_after_step"])
     check(
-        abs(optimizer.param_groups[0]["lr"] - 0.005) < 1e-12,
+        abs(rate - 0.005) < 1e-12,
         "learning rate 0.01 * config.lr_decay (0.5) = 0.005 after one scheduler step",
-        f"{optimizer.param_groups[0]['lr']}",
+        f"{rate}",
         None,
         "use a scheduler that multiplies the rate by config.lr_decay per step, e.g. "
         "StepLR(optimizer, step_size=1, gamma=config.lr_decay)",
     )
 
-    logits = torch.randn(6, 10)
-    targets = torch.tensor([0, 3, 9, 1, 1, 4])
-    value = as_float(float(call(loss_fn, logits, targets)), "the loss")
+    value = as_float(float(unpack(facts["loss"])), "the loss")
     expected = float(nn.functional.cross_entropy(logits, targets))
     check(
         abs(value - expected) < 1e-5,
@@ -355,24 +387,29 @@ def test_optimizer_scheduler_loss(training):
     )
 
 
-@pytest.mark.points(3)
-def test_train_epoch_loss_goes_down(training, mnist_train):
+def observe_three_epochs(implementation) -> list:
+    """Observer: return the losses of three train_one_epoch() calls on the same 512 images."""
+    mnist_train = grading_split(True, F1_TRAIN_SUBSET)
     torch.manual_seed(0)
     model = MnistNet()
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
     loader = DataLoader(Subset(mnist_train, range(512)), batch_size=64, shuffle=False)
-    losses = [
-        as_float(
-            call(
-                training.train_one_epoch,
-                model,
-                loader,
-                optimizer,
-                nn.CrossEntropyLoss(),
-            ),
-            "the epoch loss",
+    return [
+        call(
+            implementation.training.train_one_epoch,
+            model,
+            loader,
+            optimizer,
+            nn.CrossEntropyLoss(),
         )
         for _ in range(3)
+    ]
+
+
+@pytest.mark.points(3)
+def test_train_epoch_loss_goes_down(student):
+    losses = [
+        as_float(value, "the epoch loss") for value in student.run(observe_three_epochs)
     ]
     check(
         losses[2] < 0.8 * losses[0],
@@ -383,21 +420,38 @@ def test_train_epoch_loss_goes_down(training, mnist_train):
     )
 
 
-@pytest.mark.points(4)
-def test_train_epoch_zero_grad(training):
+def zero_grad_batch():
+    """Return the LinearNet and the batch of the zero_grad check, for observer and check."""
     torch.manual_seed(0)
-    model = LinearNet()
-    batch = random_batches(1, 16, seed=1)[0]
-    expected = true_gradient(model, batch)
+    return LinearNet(), random_batches(1, 16, seed=1)[0]
+
+
+def observe_gradients_at_steps(implementation) -> list:
+    """Observer: return the gradients at each optimizer step of an epoch of one batch thrice."""
+    model, batch = zero_grad_batch()
     optimizer = RecordingSGD(model.parameters(), lr=0.0)
-    call(training.train_one_epoch, model, [batch] * 3, optimizer, nn.CrossEntropyLoss())
+    call(
+        implementation.training.train_one_epoch,
+        model,
+        [batch] * 3,
+        optimizer,
+        nn.CrossEntropyLoss(),
+    )
+    return optimizer.gradients
+
+
+@pytest.mark.points(4)
+def test_train_epoch_zero_grad(student):
+    model, batch = zero_grad_batch()
+    expected = true_gradient(model, batch)
+    steps = student.run(observe_gradients_at_steps)
 
     check(
-        len(optimizer.gradients) == 3,
+        len(steps) == 3,
         "one optimizer.step() per batch (3 batches)",
-        f"{len(optimizer.gradients)} steps",
+        f"{len(steps)} steps",
     )
-    for step, gradients in enumerate(optimizer.gradients, start=1):
+    for step, gradients in enumerate(steps, start=1):
         weight = gradients[0]
         check(
             weight is not None and weight.abs().sum() > 0,
@@ -422,22 +476,28 @@ def test_train_epoch_zero_grad(training):
         )
 
 
-@pytest.mark.points(3)
-def test_train_epoch_train_mode(training):
+def observe_training_modes(implementation) -> list:
+    """Observer: return the modes of an MnistNet, left in eval mode, during an epoch."""
     model = MnistNet()
     model.eval()
     recorder = ModeRecorder(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     call(
-        training.train_one_epoch,
+        implementation.training.train_one_epoch,
         model,
         random_batches(2, 8, seed=2),
         optimizer,
         nn.CrossEntropyLoss(),
     )
-    check(bool(recorder.calls), "forward passes of the model", "none")
+    return recorder.calls
+
+
+@pytest.mark.points(3)
+def test_train_epoch_train_mode(student):
+    calls = student.run(observe_training_modes)
+    check(bool(calls), "forward passes of the model", "none")
     check(
-        all(mode for mode, _ in recorder.calls),
+        all(mode is True for mode, _ in calls),
         "the model in training mode during every training forward pass",
         "evaluation mode (dropout off, batch norm frozen)",
         "model.train() is not called, so after evaluate() the model stays in eval mode",
@@ -445,18 +505,32 @@ def test_train_epoch_train_mode(training):
     )
 
 
-@pytest.mark.points(2)
-def test_train_epoch_returns_float(training):
+def epoch_loss_batches():
+    """Return the LinearNet and the batches of the epoch loss check, for observer and check."""
     torch.manual_seed(0)
-    model = LinearNet()
-    batches = random_batches(3, 10, seed=3)
+    return LinearNet(), random_batches(3, 10, seed=3)
+
+
+def observe_epoch_loss(implementation):
+    """Observer: return the loss of train_one_epoch() on three batches with learning rate 0."""
+    model, batches = epoch_loss_batches()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    return call(
+        implementation.training.train_one_epoch,
+        model,
+        batches,
+        optimizer,
+        nn.CrossEntropyLoss(),
+    )
+
+
+@pytest.mark.points(2)
+def test_train_epoch_returns_float(student):
+    model, batches = epoch_loss_batches()
     with torch.no_grad():
         losses = [float(nn.functional.cross_entropy(model(x), y)) for x, y in batches]
     expected = sum(losses) / 3
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    result = call(
-        training.train_one_epoch, model, batches, optimizer, nn.CrossEntropyLoss()
-    )
+    result = student.run(observe_epoch_loss)
     if isinstance(result, torch.Tensor):
         raise feedback(
             "the mean epoch loss as a Python float",
@@ -474,27 +548,34 @@ def test_train_epoch_returns_float(training):
     )
 
 
-@pytest.mark.points(3)
-def test_train_epoch_loss_inputs(training):
+def observe_loss_inputs(implementation) -> dict:
+    """Observer: return the inputs of every loss call and the model's outputs in one epoch."""
     torch.manual_seed(0)
     model = MnistNet()
     recorder = ModeRecorder(model)
     loss_fn = RecordingLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     call(
-        training.train_one_epoch,
+        implementation.training.train_one_epoch,
         model,
         random_batches(2, 8, seed=4),
         optimizer,
         loss_fn,
     )
+    return {"calls": loss_fn.calls, "outputs": recorder.outputs}
+
+
+@pytest.mark.points(3)
+def test_train_epoch_loss_inputs(student):
+    recorded = student.run(observe_loss_inputs)
+    calls = recorded["calls"]
 
     check(
-        len(loss_fn.calls) == 2,
+        len(calls) == 2,
         "one loss call per batch (2 batches)",
-        f"{len(loss_fn.calls)} calls",
+        f"{len(calls)} calls",
     )
-    for (logits, target), output in zip(loss_fn.calls, recorder.outputs, strict=False):
+    for (logits, target), output in zip(calls, recorded["outputs"], strict=False):
         check(
             target.dtype == torch.int64 and target.shape == (8,),
             "targets as int64 class indices of shape (N,)",
@@ -516,23 +597,29 @@ def test_train_epoch_loss_inputs(training):
         )
 
 
-@pytest.mark.points(4)
-def test_evaluate_modes(training):
+def observe_evaluation_modes(implementation) -> list:
+    """Observer: return the training flag and grad mode at each forward pass of evaluate()."""
     model = EncodedNet()
     model.train()
     recorder = ModeRecorder(model)
     dataset = encoded_set([0, 1, 2, 3] * 5, [0, 1, 2, 3] * 5)
-    call(training.evaluate, model, DataLoader(dataset, batch_size=4))
-    check(bool(recorder.calls), "forward passes of the model", "none")
+    call(implementation.training.evaluate, model, DataLoader(dataset, batch_size=4))
+    return recorder.calls
+
+
+@pytest.mark.points(4)
+def test_evaluate_modes(student):
+    calls = student.run(observe_evaluation_modes)
+    check(bool(calls), "forward passes of the model", "none")
     check(
-        all(not mode for mode, _ in recorder.calls),
+        all(mode is False for mode, _ in calls),
         "the model in evaluation mode during evaluation",
         "training mode",
         "model.eval() is not called",
         "call model.eval() at the start of evaluate()",
     )
     check(
-        all(not grad for _, grad in recorder.calls),
+        all(grad is False for _, grad in calls),
         "no gradient tracking during evaluation",
         "gradients tracked",
         "no torch.no_grad(): graphs are built for nothing and memory grows",
@@ -540,19 +627,28 @@ def test_evaluate_modes(training):
     )
 
 
+def observe_encoded_evaluation(
+    implementation, predictions: list[int], labels: list[int], batch_size: int
+):
+    """Observer: return evaluate() of an EncodedNet that predicts ``predictions``."""
+    loader = DataLoader(encoded_set(predictions, labels), batch_size=batch_size)
+    return call(implementation.training.evaluate, EncodedNet(), loader)
+
+
 @pytest.mark.points(4)
-def test_evaluate_whole_set(training, implementation):
+def test_evaluate_whole_set(student):
     # Two batches of two: F1 over the whole set is 1/2, the mean of the batch F1s is 1/3.
     predictions = [0, 1, 0, 1]
     labels = [0, 0, 1, 1]
     expected = true_macro_f1(labels, predictions)
     for batch_size in (2, 1, 3, 4):
-        loader = DataLoader(encoded_set(predictions, labels), batch_size=batch_size)
-        result = call(training.evaluate, EncodedNet(), loader)
+        result = student.run(
+            observe_encoded_evaluation, predictions, labels, batch_size
+        )
         f1 = as_float(getattr(result, "f1", None), "EvaluationResult.f1")
         check(
             abs(f1 - expected) <= SCORE_TOLERANCE
-            or own_metric_agrees(implementation, labels, predictions, f1),
+            or own_metric_agrees(student, labels, predictions, f1),
             f"macro F1 {expected} over the whole test set, with any batch size",
             f"{f1:.6g} with batch size {batch_size}",
             "F1 averaged over batches instead of computed once on all predictions",
@@ -571,26 +667,33 @@ def test_evaluate_whole_set(training, implementation):
         check(got == labels, "the labels of all test images in loader order", f"{got}")
 
 
-@pytest.mark.points(4)
-def test_fit_scheduler_per_epoch(training, tmp_path):
+def observe_scheduled_fit(implementation) -> dict:
+    """Observer: return fit()'s history for 2 epochs of 3 batches and the rate at each step."""
     torch.manual_seed(0)
     model = LinearNet()
     optimizer = RecordingSGD(model.parameters(), lr=1.0)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
     batches = random_batches(3, 4, seed=5)
-    history = call(
-        training.fit,
-        model,
-        batches,
-        batches[:1],
-        optimizer,
-        scheduler,
-        nn.CrossEntropyLoss(),
-        epochs=2,
-        model_path=tmp_path / "model.pt",
-    )
-    checked_history(history, 2)
-    rates = [round(rate, 6) for rate in optimizer.rates]
+    with tempfile.TemporaryDirectory() as folder:
+        history = call(
+            implementation.training.fit,
+            model,
+            batches,
+            batches[:1],
+            optimizer,
+            scheduler,
+            nn.CrossEntropyLoss(),
+            epochs=2,
+            model_path=Path(folder) / "model.pt",
+        )
+    return {"history": history, "rates": optimizer.rates}
+
+
+@pytest.mark.points(4)
+def test_fit_scheduler_per_epoch(student):
+    observed = student.run(observe_scheduled_fit)
+    checked_history(observed["history"], 2)
+    rates = [round(rate, 6) for rate in observed["rates"]]
     check(
         rates == [1.0, 1.0, 1.0, 0.7, 0.7, 0.7],
         "learning rates [1, 1, 1, 0.7, 0.7, 0.7] at the optimizer steps of 2 epochs of 3 "
@@ -605,9 +708,68 @@ def test_fit_scheduler_per_epoch(training, tmp_path):
     )
 
 
+SMALL_FIT_SEED = 0
+"""The seed of torch before the small fit's MnistNet is built."""
+
+
+def small_fit_test_loader() -> DataLoader:
+    """Return the test loader of the small fit: the first 500 test images in batches of 250."""
+    test_set = Subset(grading_split(False, F1_TEST_SUBSET), range(500))
+    return DataLoader(test_set, batch_size=250)
+
+
+def observe_small_fit(implementation) -> dict:
+    """Observer: run fit() with MnistNet on 1000 images for one epoch.
+
+    Returns the history, the model's weights at the end of fit(), and the saved file's
+    state_dict, or the feedback why it does not load, for the checks to raise.
+    """
+    mnist_train = grading_split(True, F1_TRAIN_SUBSET)
+    config = TrainingConfig(epochs=1, batch_size=100, test_batch_size=250, seed=0)
+    torch.manual_seed(SMALL_FIT_SEED)
+    model = MnistNet()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+    scheduler = torch.optim.lr_scheduler.StepLR(
+        optimizer, step_size=1, gamma=config.lr_decay
+    )
+    train_loader = DataLoader(
+        Subset(mnist_train, range(1000)),
+        batch_size=100,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(0),
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.pt"
+        history = call(
+            implementation.training.fit,
+            model,
+            train_loader,
+            small_fit_test_loader(),
+            optimizer,
+            scheduler,
+            nn.CrossEntropyLoss(),
+            epochs=1,
+            model_path=path,
+        )
+        saved = attempt(load_saved_state, path)
+    return {
+        "history": history,
+        "final": {key: value.clone() for key, value in model.state_dict().items()},
+        "saved": saved,
+    }
+
+
+@pytest.fixture(scope="module")
+def small_fit(student):
+    """One run of the student's fit() with MnistNet on 1000 images, shared by two checks."""
+    observed = student.run(observe_small_fit)
+    checked_history(observed["history"], 1)
+    return observed
+
+
 @pytest.mark.points(3)
 def test_fit_saves_state_dict(small_fit):
-    state = load_saved_state(small_fit["path"])
+    state = unpack(small_fit["saved"])
     try:
         MnistNet().load_state_dict(state)
     except RuntimeError:
@@ -619,11 +781,19 @@ def test_fit_saves_state_dict(small_fit):
         ) from None
 
 
+def observe_saved_model_evaluation(implementation, state: dict):
+    """Observer: return evaluate() of an MnistNet with ``state`` on the small fit's test set."""
+    model = MnistNet()
+    model.load_state_dict(state)
+    return call(implementation.training.evaluate, model, small_fit_test_loader())
+
+
 @pytest.mark.points(3)
-def test_fit_saved_model_matches(small_fit, training):
-    state = load_saved_state(small_fit["path"])
+def test_fit_saved_model_matches(small_fit, student):
+    state = unpack(small_fit["saved"])
+    initial = seeded_state(SMALL_FIT_SEED)
     changed = any(
-        not torch.equal(value, small_fit["initial"][key])
+        not torch.equal(value, initial[key])
         for key, value in state.items()
         if value.is_floating_point()
     )
@@ -646,9 +816,10 @@ def test_fit_saved_model_matches(small_fit, training):
         "save model.state_dict() after the last epoch; copy.deepcopy a state you keep",
     )
 
-    model = MnistNet()
-    model.load_state_dict(state)
-    result = call(training.evaluate, model, small_fit["test_loader"])
+    MnistNet().load_state_dict(
+        state
+    )  # Other keys or shapes fail here, not in the observer.
+    result = student.run(observe_saved_model_evaluation, state)
     reported = as_float(getattr(small_fit["history"][-1], "f1", None), "EpochRecord.f1")
     saved = as_float(getattr(result, "f1", None), "EvaluationResult.f1")
     check(
@@ -661,11 +832,12 @@ def test_fit_saved_model_matches(small_fit, training):
     )
 
 
-@pytest.mark.points(4)
-def test_f1_after_training(training, mnist_train, mnist_test, tmp_path):
-    config = TrainingConfig(epochs=F1_EPOCHS, seed=0)
-    train_set = Subset(mnist_train, range(F1_TRAIN_SUBSET))
-    test_set = Subset(mnist_test, range(F1_TEST_SUBSET))
+def observe_own_training(implementation, fields: dict) -> dict:
+    """Observer: run the cycle with the student's own functions, return the saved state_dict."""
+    training = implementation.training
+    config = TrainingConfig(**fields)
+    train_set = Subset(grading_split(True, F1_TRAIN_SUBSET), range(F1_TRAIN_SUBSET))
+    test_set = Subset(grading_split(False, F1_TEST_SUBSET), range(F1_TEST_SUBSET))
     train_loader, test_loader = call(
         training.build_data_loaders, train_set, test_set, config
     )
@@ -673,21 +845,29 @@ def test_f1_after_training(training, mnist_train, mnist_test, tmp_path):
     optimizer, scheduler, loss_fn = call(
         training.build_optimizer_scheduler_loss, model, config
     )
-    path = tmp_path / "model.pt"
-    call(
-        training.fit,
-        model,
-        train_loader,
-        test_loader,
-        optimizer,
-        scheduler,
-        loss_fn,
-        epochs=config.epochs,
-        model_path=path,
-    )
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.pt"
+        call(
+            training.fit,
+            model,
+            train_loader,
+            test_loader,
+            optimizer,
+            scheduler,
+            loss_fn,
+            epochs=config.epochs,
+            model_path=path,
+        )
+        return load_saved_state(path)
+
+
+@pytest.mark.points(4)
+def test_f1_after_training(student, mnist_test):
+    config = TrainingConfig(epochs=F1_EPOCHS, seed=0)
+    state = student.run(observe_own_training, dataclasses.asdict(config))
 
     trained = MnistNet()
-    trained.load_state_dict(load_saved_state(path))
+    trained.load_state_dict(state)
     trained.eval()
     with torch.no_grad():
         predictions = trained(mnist_test.images[:F1_TEST_SUBSET]).argmax(dim=1)

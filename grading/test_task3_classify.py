@@ -1,20 +1,41 @@
 """Task 3: classification with a trained model (exercises/classify.py), 25 points.
 
-The checks use a model trained by the reference (grading/data/reference_model.pt) and label
-the student's preprocessed images with the graders' own inference, so a mistake in one
-function costs points only in its own check.
+The checks use a model trained by the reference (grading/data/reference_model.pt). Student
+code runs behind the ``student`` fixture (grading/student.py) and hands back plain data
+(grading/plain.py):
+
+* ``student.call`` calls load_model and preprocess_image with plain arguments;
+* the observers below run next to student code. They give the student's predict and
+  classify a fresh copy of the reference model, write the image files that classify reads,
+  rebuild a palette image that plain data cannot carry, and return what the student's
+  functions returned. They decide nothing.
+
+The test functions judge that data with their own computation. They label the student's
+preprocessed tensors with their own copy of the reference model, so a mistake in one
+function costs points only in its own check. They compare predict's digits and
+probabilities with their own softmax of the reference model's logits, and classify's
+digits with the MNIST labels.
 """
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from grading.checks import REFERENCE_MODEL, label_of, load_reference_model
+from grading.checks import (
+    REFERENCE_MODEL,
+    attempt,
+    label_of,
+    load_reference_model,
+)
 from grading.harness import as_float, as_tensor, call, check, feedback
-from grading.plain import type_name
+from grading.plain import Opaque, Record, type_name
+from grading.student import unpack
 from mnist_course.data import MNIST_MEAN, MNIST_STD
 from mnist_course.model import MnistNet
 
@@ -31,13 +52,48 @@ reference keeps all ten; one is allowed to differ, because a thin digit can chan
 after resampling."""
 
 
-@pytest.fixture
-def classify(implementation):
-    return implementation.classify
+def preprocess_palette_image(implementation, indices: Image.Image, palette: list):
+    """Observer: preprocess the palette (P) image with these pixel indices and palette.
+
+    Plain data carries an image's pixels but not its palette, so the check sends both.
+    """
+    image = indices.copy()
+    image.putpalette(palette)
+    return call(implementation.classify.preprocess_image, image)
+
+
+def predict_with_reference(implementation, images: torch.Tensor):
+    """Observer: call the student's predict(model, images) with a fresh reference model."""
+    return call(implementation.classify.predict, load_reference_model(), images)
+
+
+def classify_files(implementation, images: list, single: bool, times: int) -> list:
+    """Observer: save ``images`` as PNG files and classify them with the reference model.
+
+    Calls classify(model, paths), or classify(model, first path) if ``single``, up to
+    ``times`` times with the same model, and stops after a call that fails. Returns one
+    :func:`~grading.checks.attempt` per call; the check unpacks each where it judges it.
+    """
+    model = load_reference_model()
+    attempts = []
+    with tempfile.TemporaryDirectory() as folder:
+        paths = []
+        for index, image in enumerate(images):
+            paths.append(Path(folder) / f"digit_{index}.png")
+            image.save(paths[-1])
+        target = paths[0] if single else paths
+        for _ in range(times):
+            attempts.append(
+                attempt(call, implementation.classify.classify, model, target)
+            )
+            if "value" not in attempts[-1]:
+                break
+    return attempts
 
 
 @pytest.fixture(scope="module")
 def reference_model() -> MnistNet:
+    """The judge's own copy of the reference model. Student code never receives it."""
     return load_reference_model()
 
 
@@ -50,10 +106,21 @@ def digits(mnist_test) -> list[tuple[Image.Image, int]]:
     ]
 
 
-def preprocessed(classify, image, what: str) -> torch.Tensor:
-    tensor = as_tensor(
-        call(classify.preprocess_image, image), f"preprocess_image({what})"
-    )
+def preprocessed(student, image, what: str) -> torch.Tensor:
+    """Return the student's preprocess_image(image) as a checked plain tensor.
+
+    A palette image goes to the student as its pixel indices and palette, which an
+    observer puts back together.
+    """
+    if isinstance(image, Image.Image) and image.mode == "P":
+        result = student.run(
+            preprocess_palette_image,
+            Image.fromarray(np.asarray(image)),
+            image.getpalette(),
+        )
+    else:
+        result = student.call("classify.preprocess_image", image)
+    tensor = as_tensor(result, f"preprocess_image({what})")
     check(
         tuple(tensor.shape) == (1, 28, 28),
         f"a tensor of shape (1, 28, 28) for {what}",
@@ -64,6 +131,23 @@ def preprocessed(classify, image, what: str) -> torch.Tensor:
     check(tensor.dtype == torch.float32, "dtype float32", f"dtype {tensor.dtype}")
     check(bool(torch.isfinite(tensor).all()), "finite values", "NaN or infinity")
     return tensor
+
+
+def is_tuple(value) -> bool:
+    """Tell whether ``value`` was a tuple: a named tuple comes back as a Record with items."""
+    return isinstance(value, tuple) or (
+        isinstance(value, Record) and value.items is not None
+    )
+
+
+def digits_and_probabilities(result) -> tuple:
+    """Return the two items of what predict returned, or fail if it is not a pair."""
+    check(
+        (is_tuple(result) or isinstance(result, list)) and len(result) == 2,
+        "(digits, probabilities)",
+        type_name(result),
+    )
+    return result[0], result[1]
 
 
 NOT_INVERTED = (
@@ -89,17 +173,18 @@ def symptom(changed: torch.Tensor, plain: torch.Tensor) -> str | None:
 
 
 def agreeing(
-    classify, model, digits, transform, what: str
+    student, model, digits, transform, what: str
 ) -> tuple[int, list[str], str | None]:
     """Count digits whose label stays the same after ``transform`` changes their format.
 
-    Returns the count, a note for each changed label, and the :func:`symptom` of the
-    last changed label (None if there is none or it shows no symptom).
+    ``model`` is the judge's reference model. Returns the count, a note for each changed
+    label, and the :func:`symptom` of the last changed label (None if there is none or it
+    shows no symptom).
     """
     count, misses, found = 0, [], None
     for image, _ in digits[:SAMPLE_COUNT]:
-        plain_tensor = preprocessed(classify, image, "an MNIST image")
-        changed_tensor = preprocessed(classify, transform(image), what)
+        plain_tensor = preprocessed(student, image, "an MNIST image")
+        changed_tensor = preprocessed(student, transform(image), what)
         plain = label_of(model, plain_tensor)
         changed = label_of(model, changed_tensor)
         count += plain == changed
@@ -128,9 +213,13 @@ def on_canvas(
 
 
 @pytest.mark.points(4)
-def test_load_model(classify):
-    model = call(classify.load_model, REFERENCE_MODEL)
-    check(isinstance(model, MnistNet), "an MnistNet", type_name(model))
+def test_load_model(student):
+    model = student.call("classify.load_model", REFERENCE_MODEL)
+    check(
+        isinstance(model, Record) and model.is_a(MnistNet),
+        "an MnistNet",
+        type_name(model),
+    )
     check(
         not model.training,
         "the loaded model in evaluation mode",
@@ -139,8 +228,11 @@ def test_load_model(classify):
         "call model.eval() before returning the model",
     )
     expected = torch.load(REFERENCE_MODEL, weights_only=True)
-    state = model.state_dict()
-    same = all(torch.equal(state[key].cpu(), value) for key, value in expected.items())
+    state = model.state_dict
+    same = isinstance(state, dict) and all(
+        isinstance(state.get(key), torch.Tensor) and torch.equal(state[key], value)
+        for key, value in expected.items()
+    )
     check(
         same,
         "the weights stored in the file",
@@ -151,9 +243,9 @@ def test_load_model(classify):
 
 
 @pytest.mark.points(3)
-def test_preprocess_mnist_format(classify, digits, reference_model):
+def test_preprocess_mnist_format(student, digits, reference_model):
     image, _ = digits[0]
-    tensor = preprocessed(classify, image, "an MNIST image")
+    tensor = preprocessed(student, image, "an MNIST image")
     corner = float(tensor[0, 0, 0])
     check(
         abs(corner - BACKGROUND) < 0.05,
@@ -171,7 +263,7 @@ def test_preprocess_mnist_format(classify, digits, reference_model):
         "ToTensor() or dividing by 255 scales the pixels",
     )
     right = sum(
-        label_of(reference_model, preprocessed(classify, image, "an MNIST image"))
+        label_of(reference_model, preprocessed(student, image, "an MNIST image"))
         == label
         for image, label in digits
     )
@@ -184,11 +276,11 @@ def test_preprocess_mnist_format(classify, digits, reference_model):
 
 
 @pytest.mark.points(4)
-def test_preprocess_inverts_dark_ink(classify, digits, reference_model):
+def test_preprocess_inverts_dark_ink(student, digits, reference_model):
     image, _ = digits[0]
-    plain = preprocessed(classify, image, "an MNIST image")
+    plain = preprocessed(student, image, "an MNIST image")
     drawing = dark_on_white(image)
-    tensor = preprocessed(classify, drawing, "a dark digit on white paper")
+    tensor = preprocessed(student, drawing, "a dark digit on white paper")
     difference = float((tensor - plain).abs().max())
     check(
         difference < 0.1,
@@ -200,7 +292,7 @@ def test_preprocess_inverts_dark_ink(classify, digits, reference_model):
         "invert (1 - pixel) when the border of the image is light",
     )
     count, misses, found = agreeing(
-        classify, reference_model, digits, dark_on_white, "a dark digit on white paper"
+        student, reference_model, digits, dark_on_white, "a dark digit on white paper"
     )
     check(
         count >= MIN_AGREEING,
@@ -234,7 +326,7 @@ CHANNELS_OR_ALPHA = "colour channels or transparency fed to the one-channel mode
 
 
 @pytest.mark.points(4)
-def test_preprocess_color_modes(classify, digits, reference_model):
+def test_preprocess_color_modes(student, digits, reference_model):
     # Each format with the likely mistake when it loses its labels.
     modes = {
         "an RGB image": (lambda im: im.convert("RGB"), CHANNELS_OR_ALPHA),
@@ -258,12 +350,12 @@ def test_preprocess_color_modes(classify, digits, reference_model):
         ),
     }
     for what, (transform, likely) in modes.items():
-        count, misses, _ = agreeing(classify, reference_model, digits, transform, what)
+        count, misses, _ = agreeing(student, reference_model, digits, transform, what)
         if count < MIN_AGREEING and transform is to_rgba_with_transparent_background:
             # Black strokes on a transparent sheet are dark ink on light paper: if plain
             # dark-on-white drawings fail too, the missing inversion is the mistake.
             inverted, _, _ = agreeing(
-                classify, reference_model, digits, dark_on_white, "dark on white"
+                student, reference_model, digits, dark_on_white, "dark on white"
             )
             if inverted < MIN_AGREEING:
                 likely = NOT_INVERTED
@@ -279,7 +371,7 @@ def test_preprocess_color_modes(classify, digits, reference_model):
 
 
 @pytest.mark.points(3)
-def test_preprocess_other_sizes(classify, digits, reference_model):
+def test_preprocess_other_sizes(student, digits, reference_model):
     cases = {
         "a 112x112 digit off-centre on a 200x160 black canvas": lambda im: on_canvas(
             im, (200, 160), (10, 40), 4
@@ -290,7 +382,7 @@ def test_preprocess_other_sizes(classify, digits, reference_model):
     }
     for what, transform in cases.items():
         count, misses, found = agreeing(
-            classify, reference_model, digits, transform, what
+            student, reference_model, digits, transform, what
         )
         check(
             count >= MIN_AGREEING,
@@ -304,15 +396,12 @@ def test_preprocess_other_sizes(classify, digits, reference_model):
 
 
 @pytest.mark.points(3)
-def test_predict_shapes(classify, reference_model, mnist_test):
+def test_predict_shapes(student, mnist_test):
     single = mnist_test.images[0]
-    result = call(classify.predict, reference_model, single.clone())
-    check(
-        isinstance(result, tuple | list) and len(result) == 2,
-        "(digits, probabilities)",
-        type_name(result),
+    digits, _ = digits_and_probabilities(
+        student.run(predict_with_reference, single.clone())
     )
-    digits = as_tensor(result[0], "digits")
+    digits = as_tensor(digits, "digits")
     check(
         tuple(digits.shape) == (1,),
         "one digit for one image of shape (1, 28, 28)",
@@ -322,7 +411,9 @@ def test_predict_shapes(classify, reference_model, mnist_test):
     )
 
     batch = mnist_test.images[:5].clone()
-    digits, probabilities = call(classify.predict, reference_model, batch)
+    digits, probabilities = digits_and_probabilities(
+        student.run(predict_with_reference, batch)
+    )
     digits = as_tensor(digits, "digits")
     probabilities = as_tensor(probabilities, "probabilities")
     check(
@@ -340,14 +431,16 @@ def test_predict_shapes(classify, reference_model, mnist_test):
 
 
 @pytest.mark.points(2)
-def test_predict_per_image(classify, reference_model, mnist_test):
+def test_predict_per_image(student, reference_model, mnist_test):
     batch = mnist_test.images[:6].clone()
     with torch.no_grad():
         logits = reference_model(batch)
     softmax = torch.softmax(logits, dim=1)
     expected_digits = softmax.argmax(dim=1).tolist()
     over_batch = torch.softmax(logits, dim=0).argmax(dim=1).tolist()
-    digits, probabilities = call(classify.predict, reference_model, batch)
+    digits, probabilities = digits_and_probabilities(
+        student.run(predict_with_reference, batch)
+    )
     digits = as_tensor(digits, "digits").tolist()
     probabilities = as_tensor(probabilities, "probabilities").to(torch.float64)
     check(
@@ -369,12 +462,12 @@ def test_predict_per_image(classify, reference_model, mnist_test):
         else "softmax over dim 0",
         "torch.softmax(logits, dim=1)",
     )
-    one_by_one = [
-        as_tensor(
-            call(classify.predict, reference_model, image.clone())[0], "digits"
-        ).tolist()
-        for image in batch
-    ]
+    one_by_one = []
+    for image in batch:
+        alone, _ = digits_and_probabilities(
+            student.run(predict_with_reference, image.clone())
+        )
+        one_by_one.append(as_tensor(alone, "digits").tolist())
     check(
         one_by_one == [[digit] for digit in expected_digits],
         "each image's digit independent of the other images in the batch",
@@ -382,37 +475,51 @@ def test_predict_per_image(classify, reference_model, mnist_test):
     )
 
 
+def digit_of(prediction) -> int | str:
+    """Return the digit of one item of classify's list as an int.
+
+    If the item has no digit that converts to an int, return the type name of the item or
+    of its digit in angle brackets, such as ``<str>``.
+    """
+    try:
+        digit = prediction[0]
+    except (TypeError, IndexError, KeyError):
+        return f"<{type_name(prediction)}>"
+    try:
+        return int(digit)
+    except (TypeError, ValueError, OverflowError, RuntimeError):
+        return f"<{type_name(digit)}>"
+
+
 @pytest.mark.points(2)
-def test_classify_known_images(classify, digits, reference_model, tmp_path):
-    paths = []
-    for index, (image, _) in enumerate(digits):
-        paths.append(tmp_path / f"digit_{index}.png")
-        image.save(paths[-1])
+def test_classify_known_images(student, digits):
+    images = [image for image, _ in digits]
     labels = [label for _, label in digits]
 
-    predictions = call(classify.classify, reference_model, paths)
+    [listed] = student.run(classify_files, images, False, 1)
+    predictions = unpack(listed)
     check(
-        isinstance(predictions, list) and len(predictions) == len(paths),
-        f"a list of {len(paths)} predictions for {len(paths)} files",
+        isinstance(predictions, list) and len(predictions) == len(images),
+        f"a list of {len(images)} predictions for {len(images)} files",
         f"{type_name(predictions)}",
     )
-    got = [int(prediction[0]) for prediction in predictions]
-    right = sum(a == b for a, b in zip(got, labels, strict=True))
+    got = [digit_of(prediction) for prediction in predictions]
+    right = sum(type(a) is int and a == b for a, b in zip(got, labels, strict=True))
     check(
         right >= len(labels) - 1,
         f"the right digits for MNIST test images: {labels}",
-        f"{got}",
+        f"[{', '.join(str(digit) for digit in got)}]",
     )
 
-    single = call(classify.classify, reference_model, paths[0])
-    digit, probability = plain_prediction(single)
+    first, *rest = student.run(classify_files, images[:1], True, 2)
+    digit, probability = plain_prediction(unpack(first))
     check(
         digit == labels[0],
         f"digit {labels[0]} for the first MNIST test image",
         repr(digit),
     )
     check(0.0 < probability <= 1.0, "a probability in (0, 1]", f"{probability}")
-    again = plain_prediction(call(classify.classify, reference_model, paths[0]))
+    again = plain_prediction(unpack(rest[0]))
     check(
         again == (digit, probability),
         "the same answer when called again",
@@ -425,9 +532,10 @@ def test_classify_known_images(classify, digits, reference_model, tmp_path):
 def plain_prediction(prediction) -> tuple[int, float]:
     """Return a Prediction(digit, probability) as a plain int and float, else fail.
 
-    The digit must be exactly a Python int: a subclass could redefine equality.
+    The digit must be exactly a Python int, because a subclass could redefine equality.
+    Plain data turns such a subclass into an :class:`Opaque` that records only its type.
     """
-    if not (isinstance(prediction, tuple) and len(prediction) == 2):
+    if not (is_tuple(prediction) and len(prediction) == 2):
         raise feedback(
             "one Prediction(digit, probability) for one image",
             f"{type_name(prediction)}",
@@ -438,7 +546,9 @@ def plain_prediction(prediction) -> tuple[int, float]:
     check(
         type(digit) is int,
         "the digit as a Python int",
-        f"{type_name(digit)} {digit!r}",
+        type_name(digit)
+        if isinstance(digit, Opaque)
+        else f"{type_name(digit)} {digit!r}",
         None,
         "int(tensor.item()) turns a one-element tensor into a Python int",
     )

@@ -15,15 +15,17 @@ the folder, or of the zip without ``.zip``, is the student's name. The output fo
   file is there, for the same files and the same grading suite, is not graded again unless
   ``--force`` is given, so an interrupted run continues where it stopped.
 
-Each submission is graded by ``pytest grading/`` in a process of its own: only the module
-files are copied into a fresh folder, and the process has no network, cannot read
+Each submission is graded by ``pytest grading/`` in a sandbox of its own: only the module
+files are copied into a fresh folder, and the sandbox has no network, cannot read
 ``solutions/``, ``tests/`` or ``.git``, runs as the unprivileged user ``nobody`` with limits
-on wall time and address space, and everything it starts is killed when it ends. The
-process is forked from ``instructor/batch_server.py``, which has imported torch and pytest
-once, or with ``--no-fork-server`` started as a fresh Python by ``instructor/sandbox.py``;
-both set up the same sandbox. The results come back through a pipe and are checked against
-the suite that this process collected itself. The README section "Batch grading" describes
-the measures and what they do not cover.
+on wall time and address space, and everything it starts is killed when it ends. Inside,
+``instructor/graded_run.py`` runs the checks in one process and the submission's code in
+separate student processes, which send back plain data only. The sandbox is forked from
+``instructor/batch_server.py``, which has imported torch and pytest once, or with
+``--no-fork-server`` started as a fresh Python by ``instructor/sandbox.py``; both set up the
+same sandbox. The results come back through a pipe that no student process holds and are
+checked against the suite that this process collected itself. The README section "Batch
+grading" describes the measures and what they do not cover.
 """
 
 from __future__ import annotations
@@ -65,8 +67,18 @@ SANDBOX = Path(__file__).resolve().parent / "sandbox.py"
 PLUGIN = Path(__file__).resolve().parent / "batch_plugin.py"
 PLUGIN_MODULE = "batch_grade_plugin"
 
-VISIBLE_IN_SANDBOX = ("grading", "mnist_course", "data", ".venv", "pyproject.toml")
-"""The repository entries the graded process can see; everything else there is hidden."""
+VISIBLE_IN_SANDBOX = (
+    "grading",
+    "mnist_course",
+    "data",
+    ".venv",
+    "pyproject.toml",
+    "instructor/__init__.py",
+    "instructor/sandbox.py",
+    "instructor/batch_plugin.py",
+    "instructor/graded_run.py",
+)
+"""The repository entries the sandbox can see; everything else there is hidden."""
 
 SANDBOX_UID = 65534
 SANDBOX_GID = 65534
@@ -316,8 +328,13 @@ class Workspace:
     def tmp(self) -> Path:
         return self.root / "tmp"
 
+    @property
+    def checks(self) -> Path:
+        """The folder of the checks process, hidden from student processes."""
+        return self.root / "checks"
+
     def create_private_folders(self, owned: bool) -> None:
-        for folder in (self.home, self.tmp):
+        for folder in (self.home, self.tmp, self.checks):
             folder.mkdir(mode=0o700)
             if owned:
                 os.chown(folder, SANDBOX_UID, SANDBOX_GID)
@@ -419,19 +436,16 @@ def finish_process(settings: Settings, handle) -> int:
 
 
 def sandbox_config(
-    settings: Settings, suite: Suite, workspace: Workspace, skip_file: Path
+    settings: Settings,
+    suite: Suite,
+    workspace: Workspace,
+    skip_file: Path,
+    result_descriptor: int,
 ) -> dict:
-    """Return the configuration of ``instructor/sandbox.py`` for one run."""
-    by_name = settings.server is None
-    arguments = [
-        *pytest_arguments(suite.hidden_option, plugin_by_name=by_name),
-        "--impl",
-        str(workspace.submission),
-        "--basetemp",
-        str(workspace.tmp / "pytest"),
-        "--batch-skip",
-        str(skip_file),
-    ]
+    """Return the configuration of one run for the fork server or ``instructor/sandbox.py``.
+
+    ``result_descriptor`` is the number of the result pipe in the checks process.
+    """
     config = {
         "workdir": str(workspace.root),
         "repository": str(REPOSITORY),
@@ -443,16 +457,34 @@ def sandbox_config(
         "file_size_bytes": FILE_SIZE_LIMIT,
         "max_processes": MAX_PROCESSES,
         "allow_fallback": not settings.namespaces,
+        "fallback": not settings.namespaces,
         "env": sandbox_environment(workspace.root, workspace.home),
-    }
-    if by_name:
-        config["command"] = [settings.python, "-m", "pytest", *arguments]
-    else:
-        config["pytest_args"] = [
-            *arguments,
+        "checks_folder": str(workspace.checks),
+        "student_folder": str(workspace.root),
+        "submission": str(workspace.submission),
+        "pytest_args": [
+            *pytest_arguments(suite.hidden_option, plugin_by_name=False),
+            "--impl",
+            str(workspace.submission),
+            "--basetemp",
+            str(workspace.checks / "pytest"),
+            "--batch-skip",
+            str(skip_file),
             "--batch-result-fd",
-            str(batch_server.RESULT_DESCRIPTOR),
+            str(result_descriptor),
+        ],
+    }
+    if settings.server is None:
+        # sandbox.py keeps root for graded_run, which forks the spawner before it drops
+        # to the sandbox user itself.
+        config["command"] = [
+            settings.python,
+            "-m",
+            "instructor.graded_run",
+            json.dumps({**config, "proc_mounted": True}),
         ]
+        config["uid"] = None
+        config["env"] = {**config["env"], "PYTHONPATH": str(REPOSITORY)}
     return config
 
 
@@ -468,11 +500,15 @@ def run_attempt(
     skip_file = workspace.root / "skip.json"
     skip_file.write_text(json.dumps(skipped), encoding="utf-8")
     skip_file.chmod(0o644)
-    config = sandbox_config(settings, suite, workspace, skip_file)
     result_read, result_write = os.pipe()
+    config = sandbox_config(
+        settings,
+        suite,
+        workspace,
+        skip_file,
+        batch_server.RESULT_DESCRIPTOR if settings.server else result_write,
+    )
     output_read, output_write = os.pipe()
-    if settings.server is None:
-        config["command"] += ["--batch-result-fd", str(result_write)]
     results: dict = {}
     output: dict = {}
     readers = [
@@ -572,7 +608,6 @@ def grade(settings: Settings, suite: Suite, submission: Submission) -> dict:
     expected = {check.nodeid: check for check in suite.checks}
     done: dict[str, dict] = {}
     notes: list[str] = []
-    tampered: set[str] = set()
     status = ""
     output_tail = ""
     pytest_seconds = 0.0
@@ -587,8 +622,6 @@ def grade(settings: Settings, suite: Suite, submission: Submission) -> dict:
             status = f"error: {error}"
         if not status:
             workspace.create_private_folders(owned=os.getuid() == 0)
-            shutil.copy(PLUGIN, root / f"{PLUGIN_MODULE}.py")
-            (root / f"{PLUGIN_MODULE}.py").chmod(0o644)
             deadline = started + settings.timeout
             previous_finished = None
             for _ in range(MAX_ATTEMPTS):
@@ -600,7 +633,7 @@ def grade(settings: Settings, suite: Suite, submission: Submission) -> dict:
                     deadline - time.perf_counter(),
                 )
                 output_tail = attempt.output_tail
-                status, finished = absorb(attempt, expected, done, tampered, notes)
+                status, finished = absorb(attempt, expected, done, notes)
                 pytest_seconds += sum(
                     event.get("seconds", 0.0)
                     for event in attempt.events
@@ -629,7 +662,6 @@ def grade(settings: Settings, suite: Suite, submission: Submission) -> dict:
         done,
         status,
         notes,
-        tampered,
         output_tail,
         {"wall": time.perf_counter() - started, "pytest": pytest_seconds},
     )
@@ -646,7 +678,6 @@ def grade_safely(settings: Settings, suite: Suite, submission: Submission) -> di
             {},
             f"error: the batch grader failed ({type(error).__name__}: {error})",
             [],
-            set(),
             "",
             {"wall": 0.0, "pytest": 0.0},
         )
@@ -656,7 +687,6 @@ def absorb(
     attempt: Attempt,
     expected: dict[str, Check],
     done: dict[str, dict],
-    tampered: set[str],
     notes: list[str],
 ) -> tuple[str, int]:
     """Add one attempt's results to ``done``; return a final status, if any, and the count."""
@@ -704,8 +734,6 @@ def absorb(
                 }
             finished += 1
             started = None
-        elif kind == "tampered":
-            tampered.update(str(name) for name in event.get("names", []))
         elif kind != "finished":
             return f"error: unknown event {kind!r} on the result channel", 0
     ended_normally = any(event["event"] == "finished" for event in attempt.events)
@@ -753,7 +781,6 @@ def summarize(
     done: dict[str, dict],
     status: str,
     notes: list[str],
-    tampered: set[str],
     output_tail: str,
     seconds: dict[str, float],
 ) -> dict:
@@ -780,12 +807,6 @@ def summarize(
             "earned": sum(test["earned"] for test in task_tests),
             "possible": sum(test["points"] for test in task_tests),
         }
-    if tampered:
-        notes.append(
-            "Your code replaced "
-            + ", ".join(sorted(tampered))
-            + "; the grader put the originals back before checking."
-        )
     return {
         "student": submission.student,
         "sources": [entry.name for entry in submission.entries],

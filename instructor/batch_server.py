@@ -6,8 +6,7 @@ Linux only, run as root. Starting Python, importing torch and pytest takes sever
 which every submission would pay again in a fresh process. This server imports them once,
 without running any torch operation (so no thread pool exists yet), then serves requests on
 the given file descriptors, each one end of a ``SOCK_SEQPACKET`` socket pair. The grading
-suite itself, ``grading/``, is not imported here: each run imports and collects it afresh,
-so the reporting plugin wraps ``grading.harness.call`` before the test modules import it.
+suite itself, ``grading/``, is not imported here: each run imports and collects it afresh.
 
 Protocol, one JSON message per packet:
 
@@ -21,7 +20,8 @@ Protocol, one JSON message per packet:
 
 Each run is forked twice, as ``instructor/sandbox.py`` does: the first child closes every
 descriptor of the server, starts a new session and enters the namespaces; the second child
-is process 1 of the new PID namespace, drops to the sandbox user and runs ``pytest.main``.
+is process 1 of the new PID namespace and runs :func:`instructor.graded_run.run_checks`,
+which forks the spawner of student processes and runs the checks as the sandbox user.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import os
 import select
 import socket
 import sys
-import tempfile
 
 from instructor import sandbox
 
@@ -54,8 +53,9 @@ PRELOADED_MODULES = (
     "mnist_course.implementation",
     "mnist_course.model",
     "instructor.batch_plugin",
+    "instructor.graded_run",
 )
-"""Modules every graded run imports. ``grading`` is missing on purpose (see above)."""
+"""Modules every graded run imports."""
 
 
 def preload() -> None:
@@ -65,17 +65,10 @@ def preload() -> None:
 
 
 def run_graded(config: dict) -> int:
-    """Run pytest in the current process, which is process 1 of the sandbox; return its code."""
-    import pytest
+    """Run the checks in the current process, process 1 of the sandbox; return pytest's code."""
+    from instructor import graded_run
 
-    import instructor.batch_plugin
-
-    sandbox.enter_child(config, namespaced=True)
-    os.environ.clear()
-    os.environ.update(config["env"])
-    tempfile.tempdir = None
-    sys.argv = ["pytest"]
-    return int(pytest.main(config["pytest_args"], plugins=[instructor.batch_plugin]))
+    return graded_run.run_checks(config, namespaced=True)
 
 
 def graded_child(config: dict, descriptors: list[int]) -> None:

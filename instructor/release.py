@@ -40,6 +40,8 @@ COPIED_PATTERNS = (
     "grading/checks.py",
     "grading/conftest.py",
     "grading/harness.py",
+    "grading/plain.py",
+    "grading/student.py",
     "grading/test_task*.py",
     "grading/data/reference_model.pt",
     "docs/exercise-sheet.md",

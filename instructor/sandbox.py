@@ -18,7 +18,8 @@ from its single argument and then, in this order:
 5. forks: the child becomes process 1 of the new PID namespace, so every process it starts
    is killed when it ends. It mounts a fresh ``/proc``, sets the resource limits, changes to
    the work folder, drops to ``uid``/``gid`` (root could unmount the tmpfs again), asks the
-   kernel to kill it when the launcher dies, and executes the command.
+   kernel to kill it when the launcher dies, and executes the command. With ``uid`` null
+   the command keeps root and must drop it itself, as ``instructor/graded_run.py`` does.
 
 The launcher's exit status is the command's, or 128 + the signal number that ended it.
 When ``unshare`` fails (not root, or inside a container without CAP_SYS_ADMIN) and

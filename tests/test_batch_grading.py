@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from instructor import batch_grade
+from instructor.batch_grade import SANDBOX_UID, collect_suite
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPOSITORY / "solutions"
@@ -29,7 +29,6 @@ MODULES = ("__init__.py", "metrics.py", "training.py", "classify.py")
 BATCH_TIMEOUT = 150
 """Wall-clock seconds per submission in the catalogue run. The slowest honest case (one call
 that hits the grading suite's 60 s limit) needs about 75 s on 2 cores."""
-SANDBOX_UID = batch_grade.SANDBOX_UID
 
 pytestmark = [
     pytest.mark.skipif(
@@ -318,44 +317,39 @@ for _folder in (_Path.cwd(), _Path.cwd().parent, _Path("/tmp"), _Path.home()):
 """,
     )
 
+    # The forger writes passing results for every check of the suite to every pipe it can
+    # open: its own descriptors and those of every process that it can see.
+    checks = [
+        {
+            "nodeid": check.nodeid,
+            "task": check.task,
+            "test": check.test,
+            "points": check.points,
+        }
+        for check in collect_suite(sys.executable).checks
+    ]
     pipe_forger = copy_modules(EXERCISES, folder / "forged_pipe")
     append(
         pipe_forger,
         "metrics.py",
-        """
-import gc as _gc
+        f"""
+import glob as _glob
 import json as _json
 import os as _os
 
-import pytest as _pytest
-
-_session = next(o for o in _gc.get_objects() if isinstance(o, _pytest.Session))
 _lines = []
-for _item in _session.items:
-    _points = float(_item.get_closest_marker("points").args[0])
-    _record = {
-        "task": _item.module.TASK,
-        "test": _item.name,
-        "points": _points,
-        "earned": _points,
-        "reason": "",
-        "not_implemented": False,
-    }
-    # The first check is running already: pytest imports this module in its setup.
-    if _item is not _session.items[0]:
-        _lines.append({"event": "start", "nodeid": _item.nodeid})
-    _lines.append({"event": "result", "nodeid": _item.nodeid, "record": _record})
-_lines.append({"event": "finished", "exitstatus": 0, "seconds": 1.0})
+for _check in {checks!r}:
+    _record = dict(_check, earned=_check["points"], reason="", not_implemented=False)
+    _lines.append({{"event": "start", "nodeid": _check["nodeid"]}})
+    _lines.append({{"event": "result", "nodeid": _check["nodeid"], "record": _record}})
+_lines.append({{"event": "finished", "exitstatus": 0, "seconds": 1.0}})
 _data = "".join(_json.dumps(line) + "\\n" for line in _lines).encode()
-for _name in _os.listdir("/proc/self/fd"):
+for _path in _glob.glob("/proc/[0-9]*/fd/*") + _glob.glob("/proc/self/fd/*"):
     try:
-        with open(f"/proc/self/fdinfo/{_name}") as _info:
-            _fields = dict(line.split(":", 1) for line in _info if ":" in line)
-        _flags = int(_fields["flags"].strip(), 8)
-        if int(_name) > 2 and _os.readlink(f"/proc/self/fd/{_name}").startswith("pipe:"):
-            if _flags & 3 == 1:
-                _os.write(int(_name), _data)
-    except (OSError, ValueError, KeyError):
+        if _os.readlink(_path).startswith("pipe:"):
+            _descriptor = _os.open(_path, _os.O_WRONLY | _os.O_NONBLOCK)
+            _os.write(_descriptor, _data)
+    except OSError:
         pass
 _os._exit(0)
 """,
@@ -576,14 +570,11 @@ def test_mutant_loses_points(batch):
     assert "test_predict_per_image" in lost_tests(result)
 
 
-def test_patched_functions_restored(batch):
+def test_patched_functions_change_nothing(batch):
     mutant = result_of(batch, "mutant")
     patched = result_of(batch, "mutant_patched")
     assert patched["tasks"] == mutant["tasks"]
     assert lost_tests(patched) == lost_tests(mutant)
-    notes = " ".join(patched["notes"])
-    assert "torch.allclose" in notes
-    assert "builtins.abs" in notes
 
 
 @pytest.mark.parametrize("student", ["syntax_error", "import_error", "sys_exit_import"])
@@ -602,9 +593,10 @@ def test_syntax_error_names_the_line(batch):
 
 def test_import_loop_times_out(batch):
     result = result_of(batch, "import_loop")
-    assert result["status"] == "timeout"
     assert result["total"] == 0
-    assert "time limit" in result["tests"][0]["reason"]
+    assert result["status"].startswith("error: import failed, Importing your code did")
+    for test in result["tests"]:
+        assert "did not finish within 60 seconds" in test["reason"]
 
 
 def test_function_loop_costs_one_check(batch):
@@ -625,7 +617,7 @@ def test_os_exit_costs_one_check(batch):
     [lost] = [
         test for test in result["tests"] if test["test"] == "test_confusion_counts"
     ]
-    assert "exited with status 3" in lost["reason"]
+    assert "ended the process" in lost["reason"]
 
 
 def test_memory_bomb_hits_the_limit(batch):
@@ -691,12 +683,6 @@ def test_forged_result_files_are_ignored(batch):
     assert not (REPOSITORY / "grade.json").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="student code runs in the pytest process that reports the results, so it can "
-    "find the result pipe in /proc/self/fd, write a complete set of passing results and "
-    "end the process before the real ones follow",
-)
 def test_forged_pipe_earns_nothing(batch):
     result = result_of(batch, "forged_pipe")
     assert result["total"] == 0

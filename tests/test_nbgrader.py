@@ -407,7 +407,7 @@ def test_run_check_passes_reference(reference_namespace):
 
 
 def test_run_check_uses_mnist_fixture(reference_namespace):
-    run_check("test_train_epoch_loss_goes_down", reference_namespace)
+    run_check("test_predict_shapes", reference_namespace)
 
 
 def test_run_check_reports_feedback(reference_namespace):

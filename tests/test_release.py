@@ -61,6 +61,8 @@ PUBLIC_PATTERNS = (
     "grading/checks.py",
     "grading/conftest.py",
     "grading/harness.py",
+    "grading/plain.py",
+    "grading/student.py",
     "grading/test_task*.py",
     "docs/*.md",
 )
@@ -79,6 +81,8 @@ EXPECTED_FILES = (
     "exercises/training.py",
     "exercises/classify.py",
     "grading/conftest.py",
+    "grading/student.py",
+    "grading/plain.py",
     "grading/test_task1_metrics.py",
     "grading/test_task2_training.py",
     "grading/test_task3_classify.py",

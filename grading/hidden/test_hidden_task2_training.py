@@ -1,17 +1,33 @@
-"""Hidden checks of Task 2 (exercises/training.py): uneven batches and a whole fit() run."""
+"""Hidden checks of Task 2 (exercises/training.py): uneven batches and a whole fit() run.
+
+As in the public checks, observers run the student's functions next to student code and
+return what they recorded as plain data. The checks compute the expected losses,
+predictions and F1 themselves.
+"""
 
 from __future__ import annotations
 
 import math
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from grading.checks import SCORE_TOLERANCE, own_metric_agrees, true_macro_f1
+from grading.checks import (
+    F1_TEST_SUBSET,
+    F1_TRAIN_SUBSET,
+    SCORE_TOLERANCE,
+    attempt,
+    grading_split,
+    own_metric_agrees,
+    true_macro_f1,
+)
 from grading.harness import as_float, as_tensor, call, check, feedback
 from grading.plain import type_name
+from grading.student import unpack
 from mnist_course.model import MnistNet
 
 TASK = "Task 2: training cycle"
@@ -21,11 +37,6 @@ BATCH_SIZES = (7, 7, 2)
 """A last batch smaller than the others, as a DataLoader gives when the sizes do not divide."""
 LEARNING_RATE = 0.003
 LR_DECAY = 0.5
-
-
-@pytest.fixture
-def training(implementation):
-    return implementation.training
 
 
 class FlatLinearNet(nn.Module):
@@ -50,7 +61,8 @@ def uneven_batches(seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     ]
 
 
-def saved_state(path) -> dict:
+def saved_state(path: Path) -> dict:
+    """Observer side: load the file that fit() saved, as a plain dict of tensors."""
     check(
         path.is_file(),
         "fit() to save the model to model_path",
@@ -73,7 +85,7 @@ def saved_state(path) -> dict:
         "a state_dict: a dict of parameter names to tensors",
         type_name(state),
     )
-    return state
+    return dict(state)
 
 
 def all_close(values: list[float], expected: list[float]) -> bool:
@@ -83,23 +95,36 @@ def all_close(values: list[float], expected: list[float]) -> bool:
     )
 
 
-@pytest.mark.points(2)
-def test_hidden_train_epoch_uneven_batches(training):
+def uneven_epoch():
+    """Return the model and the batches of the uneven-batch check, for observer and check."""
     torch.manual_seed(1)
-    model = FlatLinearNet()
-    batches = uneven_batches(seed=11)
+    return FlatLinearNet(), uneven_batches(seed=11)
+
+
+def observe_uneven_epoch(implementation):
+    """Observer: return the loss of train_one_epoch() on uneven batches with learning rate 0."""
+    model, batches = uneven_epoch()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    return call(
+        implementation.training.train_one_epoch,
+        model,
+        batches,
+        optimizer,
+        nn.CrossEntropyLoss(),
+    )
+
+
+@pytest.mark.points(2)
+def test_hidden_train_epoch_uneven_batches(student):
+    model, batches = uneven_epoch()
     with torch.no_grad():
         losses = [float(nn.functional.cross_entropy(model(x), y)) for x, y in batches]
     per_image = sum(
         loss * size for loss, size in zip(losses, BATCH_SIZES, strict=True)
     ) / sum(BATCH_SIZES)
     per_batch = sum(losses) / len(losses)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
 
-    result = call(
-        training.train_one_epoch, model, batches, optimizer, nn.CrossEntropyLoss()
-    )
-    value = as_float(result, "the epoch loss")
+    value = as_float(student.run(observe_uneven_epoch), "the epoch loss")
     check(
         abs(value - per_image) < 1e-4,
         f"the mean loss per image ({per_image:.5f}) over batches of {list(BATCH_SIZES)} "
@@ -112,10 +137,14 @@ def test_hidden_train_epoch_uneven_batches(training):
     )
 
 
-@pytest.mark.points(3)
-def test_hidden_fit_history_and_weights(
-    training, implementation, mnist_train, mnist_test, tmp_path
-):
+def observe_two_epoch_fit(implementation) -> dict:
+    """Observer: run fit() with MnistNet for two epochs on 600 other training images.
+
+    Returns the history and the saved file's state_dict, or the feedback why it does not
+    load, for the check to raise after judging the history.
+    """
+    mnist_train = grading_split(True, F1_TRAIN_SUBSET)
+    mnist_test = grading_split(False, F1_TEST_SUBSET)
     torch.manual_seed(3)
     model = MnistNet()
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
@@ -127,18 +156,37 @@ def test_hidden_fit_history_and_weights(
         generator=torch.Generator().manual_seed(3),
     )
     test_loader = DataLoader(Subset(mnist_test, range(500, 900)), batch_size=128)
-    path = tmp_path / "weights.pt"
-    history = call(
-        training.fit,
-        model,
-        train_loader,
-        test_loader,
-        optimizer,
-        scheduler,
-        nn.CrossEntropyLoss(),
-        epochs=2,
-        model_path=path,
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "weights.pt"
+        history = call(
+            implementation.training.fit,
+            model,
+            train_loader,
+            test_loader,
+            optimizer,
+            scheduler,
+            nn.CrossEntropyLoss(),
+            epochs=2,
+            model_path=path,
+        )
+        return {"history": history, "saved": attempt(saved_state, path)}
+
+
+def observe_unseen_evaluation(implementation, state: dict):
+    """Observer: return evaluate() of an MnistNet in eval mode with ``state`` on 100 images."""
+    model = MnistNet()
+    model.load_state_dict(state)
+    model.eval()
+    test_set = Subset(grading_split(False, F1_TEST_SUBSET), range(900, 1000))
+    return call(
+        implementation.training.evaluate, model, DataLoader(test_set, batch_size=33)
     )
+
+
+@pytest.mark.points(3)
+def test_hidden_fit_history_and_weights(student, mnist_test):
+    observed = student.run(observe_two_epoch_fit)
+    history = observed["history"]
 
     check(
         isinstance(history, list) and len(history) == 2,
@@ -170,7 +218,7 @@ def test_hidden_fit_history_and_weights(
     for record in history:
         as_float(getattr(record, "train_loss", None), "EpochRecord.train_loss")
 
-    state = saved_state(path)
+    state = unpack(observed["saved"])
     not_finite = [
         key
         for key, value in state.items()
@@ -199,11 +247,7 @@ def test_hidden_fit_history_and_weights(
     trained.eval()
     with torch.no_grad():
         expected = trained(images).argmax(dim=1).tolist()
-    result = call(
-        training.evaluate,
-        trained,
-        DataLoader(Subset(mnist_test, range(900, 1000)), batch_size=33),
-    )
+    result = student.run(observe_unseen_evaluation, state)
     got = as_tensor(
         getattr(result, "predictions", None), "EvaluationResult.predictions"
     ).tolist()
@@ -223,7 +267,7 @@ def test_hidden_fit_history_and_weights(
     expected_f1 = true_macro_f1(labels, expected)
     check(
         math.isclose(f1, expected_f1, abs_tol=SCORE_TOLERANCE)
-        or own_metric_agrees(implementation, labels, expected, f1),
+        or own_metric_agrees(student, labels, expected, f1),
         f"macro F1 {expected_f1:.6f} of those predictions, batches of 33 images",
         f"{f1:.6f}",
         "F1 averaged over batches instead of computed once on all predictions",

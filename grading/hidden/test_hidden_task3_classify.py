@@ -1,6 +1,17 @@
-"""Hidden checks of Task 3 (exercises/classify.py): a photographed page, edge-case inputs."""
+"""Hidden checks of Task 3 (exercises/classify.py): a photographed page, edge-case inputs.
+
+Student code runs behind the ``student`` fixture (grading/student.py) and hands back plain
+data. The observers below run next to student code: one saves a photo as a JPEG file and
+preprocesses that file, one gives the student's predict or classify a fresh copy of the
+reference model. They return what the student's functions returned and decide nothing.
+The test functions judge that data with their own computation: their own copy of the
+reference model labels every preprocessed tensor and predicted image.
+"""
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +20,7 @@ from PIL import Image
 
 from grading.checks import label_of, load_reference_model
 from grading.harness import as_tensor, call, check
-from grading.plain import type_name
+from grading.plain import Record, type_name
 from mnist_course.model import MnistNet
 
 TASK = "Task 3: classification"
@@ -25,26 +36,42 @@ INK = np.array([24, 36, 110], dtype=np.float32)
 """Dark blue ballpoint ink."""
 
 
-@pytest.fixture
-def classify(implementation):
-    return implementation.classify
+def preprocess_jpeg(implementation, image: Image.Image, name: str, quality: int):
+    """Observer: save ``image`` as the JPEG file ``name`` and preprocess that file."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        image.save(path, quality=quality)
+        return call(implementation.classify.preprocess_image, path)
+
+
+def with_reference(implementation, function: str, images):
+    """Observer: call the student's ``function`` (predict or classify) with a fresh
+    reference model and ``images``."""
+    model = load_reference_model()
+    return call(getattr(implementation.classify, function), model, images)
 
 
 @pytest.fixture(scope="module")
 def reference_model() -> MnistNet:
+    """The judge's own copy of the reference model. Student code never receives it."""
     return load_reference_model()
 
 
-def preprocessed(classify, image, what: str) -> torch.Tensor:
-    tensor = as_tensor(
-        call(classify.preprocess_image, image), f"preprocess_image({what})"
-    )
+def as_preprocessed(result, what: str) -> torch.Tensor:
+    tensor = as_tensor(result, f"preprocess_image({what})")
     check(
         tuple(tensor.shape) == (1, 28, 28),
         f"a tensor of shape (1, 28, 28) for {what}",
         f"shape {tuple(tensor.shape)}",
     )
     return tensor.to(torch.float32)
+
+
+def is_tuple(value) -> bool:
+    """Tell whether ``value`` was a tuple: a named tuple comes back as a Record with items."""
+    return isinstance(value, tuple) or (
+        isinstance(value, Record) and value.items is not None
+    )
 
 
 def photographed(digit: np.ndarray) -> Image.Image:
@@ -58,19 +85,25 @@ def photographed(digit: np.ndarray) -> Image.Image:
 
 
 @pytest.mark.points(3)
-def test_hidden_photographed_page(classify, reference_model, mnist_test, tmp_path):
+def test_hidden_photographed_page(student, reference_model, mnist_test):
     agreeing, misses = 0, []
     for index in range(SAMPLE_COUNT):
         digit = mnist_test.data[index].numpy()
         plain = label_of(
             reference_model,
-            preprocessed(classify, Image.fromarray(digit), "an MNIST image"),
+            as_preprocessed(
+                student.call("classify.preprocess_image", Image.fromarray(digit)),
+                "an MNIST image",
+            ),
         )
-        path = tmp_path / f"photo_{index}.jpg"
-        photographed(digit).save(path, quality=85)
         photo = label_of(
             reference_model,
-            preprocessed(classify, path, "a JPEG of blue ink on off-white paper"),
+            as_preprocessed(
+                student.run(
+                    preprocess_jpeg, photographed(digit), f"photo_{index}.jpg", 85
+                ),
+                "a JPEG of blue ink on off-white paper",
+            ),
         )
         agreeing += plain == photo
         if plain != photo:
@@ -86,12 +119,12 @@ def test_hidden_photographed_page(classify, reference_model, mnist_test, tmp_pat
 
 
 @pytest.mark.points(2)
-def test_hidden_single_image_and_empty_list(classify, reference_model, mnist_test):
+def test_hidden_single_image_and_empty_list(student, reference_model, mnist_test):
     image = mnist_test.images[0, 0].clone()
     expected = label_of(reference_model, image.unsqueeze(0))
-    result = call(classify.predict, reference_model, image)
+    result = student.run(with_reference, "predict", image)
     check(
-        isinstance(result, tuple | list) and len(result) == 2,
+        (is_tuple(result) or isinstance(result, list)) and len(result) == 2,
         "(digits, probabilities)",
         type_name(result),
     )
@@ -104,7 +137,7 @@ def test_hidden_single_image_and_empty_list(classify, reference_model, mnist_tes
         "reshape a (28, 28) image to (1, 1, 28, 28) before the model",
     )
 
-    predictions = call(classify.classify, reference_model, [])
+    predictions = student.run(with_reference, "classify", [])
     check(
         predictions == [],
         "an empty list of predictions for an empty list of images",
