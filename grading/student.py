@@ -281,7 +281,7 @@ class RemoteStudent(Student):
             self.close()
             raise Feedback(
                 "Your code ended the process that ran it during this check (for example "
-                "with sys.exit(), os._exit() or by running out of memory).\n"
+                "with sys.exit() or os._exit(), or by crashing).\n"
                 "What to do: remove exit calls from your functions and run them yourself "
                 "on a small input."
             ) from None
