@@ -8,9 +8,10 @@ Measurements:
     grading    `pytest grading/ --impl solutions`: wall seconds and the points it gives
     batch      `python -m instructor.batch_grade` on 10 copies of the reference, with 1 and
                with 2 workers, and with 2 workers and --no-fork-server: submissions per
-               minute, parallel efficiency (speedup divided by the workers) and the overhead
-               per submission (wall time minus pytest's own session time); needs Linux and
-               root for the sandbox
+               minute, parallel efficiency (speedup divided by the workers), the overhead
+               per submission (wall time minus pytest's own session time) and the cost of
+               the separate student processes (session time against the same checks in one
+               process); needs Linux and root for the sandbox
 
 Every run is a fresh process, as a student or the grader would start it. Timings vary with
 the load on the machine, which is why they live here and not in timed tests.
@@ -213,20 +214,58 @@ def run_batch(workers: int, options: list[str]) -> tuple[float, list[dict]]:
     return wall, results
 
 
+def in_process_session_seconds() -> float:
+    """Return pytest's session time of `pytest grading/ --impl solutions --hidden`.
+
+    There the checks run student code in their own process, so the difference to a batch
+    run's session time is the cost of the separate student processes.
+    """
+    import os
+    import re
+
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "grading/",
+            "--impl",
+            "solutions",
+            "--hidden",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    return float(re.findall(r" in ([0-9.]+)s", completed.stdout)[-1])
+
+
 def measure_batch(runs: int) -> dict[str, float]:
     """Time `python -m instructor.batch_grade` on copies of the reference.
 
     The per-submission overhead is a submission's wall time minus the time pytest itself
     reports for its session: starting the sandbox (and Python, torch and pytest where no
-    fork server is used) and collecting the suite. The last series starts a fresh Python
-    for every submission (--no-fork-server), for comparison.
+    fork server is used) and collecting the suite. Starting student processes and sending
+    plain data to and fro happens within the session; the boundary cost is the batch
+    session time minus that of the same checks run in one process, with one thread as in
+    the sandbox. The last series starts a fresh Python for every submission
+    (--no-fork-server), for comparison.
     """
+    sessions = [in_process_session_seconds() for _ in range(runs)]
+    print(f"  in-process session seconds: {sessions}", flush=True)
+    figures: dict[str, float] = {
+        "in_process_session_seconds_median": statistics.median(sessions)
+    }
     series = [(workers, "", []) for workers in BATCH_WORKERS]
     series.append((BATCH_WORKERS[-1], "_no_fork_server", ["--no-fork-server"]))
-    figures: dict[str, float] = {}
     rates: dict[int, float] = {}
     for workers, label, options in series:
-        per_minute, overheads, totals = [], [], []
+        per_minute, overheads, totals, batch_sessions = [], [], [], []
         for run in range(1, runs + 1):
             wall, results = run_batch(workers, options)
             per_minute.append(BATCH_SUBMISSIONS / wall * 60)
@@ -235,6 +274,7 @@ def measure_batch(runs: int) -> dict[str, float]:
                 for result in results
             ]
             totals += [result["total"] for result in results]
+            batch_sessions += [result["seconds"]["pytest"] for result in results]
             print(
                 f"  batch run {run}/{runs}, {workers} workers{label.replace('_', ' ')}: "
                 f"{wall:.1f} s wall for {BATCH_SUBMISSIONS} submissions, "
@@ -248,6 +288,10 @@ def measure_batch(runs: int) -> dict[str, float]:
         figures[f"overhead_seconds_per_submission_{name}_median"] = statistics.median(
             overheads
         )
+        figures[f"session_seconds_{name}_median"] = statistics.median(batch_sessions)
+        figures[f"boundary_seconds_per_submission_{name}_median"] = statistics.median(
+            batch_sessions
+        ) - statistics.median(sessions)
         figures[f"points_min_{name}"] = min(totals)
     for workers in BATCH_WORKERS[1:]:
         speedup = rates[workers] / rates[BATCH_WORKERS[0]]

@@ -11,6 +11,10 @@ Each test module grades one task (its ``TASK`` constant) and each test carries p
 traceback; the end of the run shows a table of points per task and one line for each lost
 point.
 
+Checks reach student code only through the ``student`` fixture (``grading/student.py``),
+which returns plain data. Here it runs student code in this process; batch grading puts a
+separate process behind it.
+
 The hidden tests in ``grading/hidden/`` are collected only with ``--hidden``. They carry
 their own points under the same tasks, so the points possible grow by theirs. Each of their
 lost points is marked ``"hidden": true`` in the JSON and ``[hidden]`` in the table. The
@@ -21,7 +25,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,8 +33,8 @@ import torch
 from grading.checks import F1_TEST_SUBSET, F1_TRAIN_SUBSET, load_grading_split
 from grading.harness import Feedback, Implementation, NotImplementedFeedback
 from grading.student import (
+    REMOTE_STUDENT,
     LocalStudent,
-    RemoteStudent,
     Student,
     import_implementation,
 )
@@ -77,11 +80,6 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     if collection_path.resolve().is_relative_to(HIDDEN_DIR):
         return True
     return None
-
-
-REMOTE_STUDENT = pytest.StashKey[Callable[[], RemoteStudent]]()
-"""Set by batch grading: a factory of the :class:`RemoteStudent` that runs student code in
-a separate process. Without it, student code runs in this process."""
 
 
 @pytest.fixture(scope="session")

@@ -118,6 +118,11 @@ def pytorch_hint(error: BaseException) -> str:
     return ""
 
 
+MAX_ERROR_TEXT = 300
+"""Characters of an error message that feedback quotes. Longer PyTorch messages are rare;
+the cut keeps a message written to carry a file's text out of the grader short."""
+
+
 def describe_error(name: str, error: BaseException) -> str:
     frame = student_frame(error)
     where = ""
@@ -128,7 +133,10 @@ def describe_error(name: str, error: BaseException) -> str:
         if frame.line:
             where += f": {frame.line.strip()}"
     text = str(error).strip().splitlines()
-    summary = f"{type_name(error)}: {text[0]}" if text else type_name(error)
+    first = text[0] if text else ""
+    if len(first) > MAX_ERROR_TEXT:
+        first = first[:MAX_ERROR_TEXT] + " [...]"
+    summary = f"{type_name(error)}: {first}" if first else type_name(error)
     return f"{name}() raised {summary}{where}"
 
 

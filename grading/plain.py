@@ -1,7 +1,7 @@
 """Plain data: the only form in which values cross from student code to the checks.
 
-What student code returns is turned into JSON by :func:`to_plain` on the student's side,
-and :func:`from_plain` rebuilds it on the checks' side from nothing but JSON types, so no
+What student code returns is turned into JSON by :func:`to_plain` on the student's side.
+:func:`from_plain` rebuilds it on the checks' side from nothing but JSON types. So no
 object of the student's (a float subclass, a tensor subclass, an object whose ``__eq__``
 always returns True) ever reaches a comparison. Grading runs the same round trip when
 checks and student code share a process (``pytest grading/`` on a laptop, the nbgrader
@@ -36,7 +36,7 @@ MAX_DEPTH = 40
 """Nesting depth of lists, dicts and objects beyond which a value is not converted."""
 MAX_MESSAGE_BYTES = 256 * 2**20
 """Size of one JSON message beyond which it is rejected. The largest one the checks send
-or receive, a trained MnistNet state_dict (114,460 floats), takes about 0.7 MB."""
+or receive, a trained MnistNet state_dict (114,460 floats), takes about 0.6 MB."""
 
 
 class PlainDataError(ValueError):
@@ -92,7 +92,7 @@ def to_plain(value: Any, depth: int = 0) -> Any:
     subclass comes back as an opaque object that names its class.
     """
     if depth > MAX_DEPTH:
-        raise PlainDataError(f"a value nested more than {MAX_DEPTH} levels deep")
+        raise PlainDataError(f"invalid value: nested more than {MAX_DEPTH} levels deep")
     kind = type(value)
     if value is None or kind in (bool, int, str):
         return value
@@ -237,6 +237,13 @@ class Opaque:
         return f"<{self.type_name}>"
 
 
+def is_tuple(value: Any) -> bool:
+    """Tell whether ``value`` was a tuple: a tuple subclass comes back as a Record with items."""
+    return isinstance(value, tuple) or (
+        isinstance(value, Record) and value.items is not None
+    )
+
+
 def type_name(value: Any) -> str:
     """Return the class name of ``value``, or of the student's object it was read from."""
     if isinstance(value, Record | Opaque):
@@ -246,18 +253,18 @@ def type_name(value: Any) -> str:
 
 def decode_bytes(text: Any) -> bytes:
     if type(text) is not str:
-        raise PlainDataError("binary data that is not a base64 string")
+        raise PlainDataError("invalid binary data: not a base64 string")
     try:
         return base64.b64decode(text.encode("ascii"), validate=True)
     except (ValueError, UnicodeEncodeError):
-        raise PlainDataError("binary data that is not valid base64") from None
+        raise PlainDataError("invalid binary data: not valid base64") from None
 
 
 def tensor_from_plain(data: dict) -> torch.Tensor:
     dtype_name, shape = data.get("dtype"), data.get("shape")
     dtype = getattr(torch, str(dtype_name), None)
     if dtype not in TENSOR_DTYPES or not valid_shape(shape):
-        raise PlainDataError(f"a tensor of dtype {dtype_name!r} and shape {shape!r}")
+        raise PlainDataError(f"invalid tensor: dtype {dtype_name!r}, shape {shape!r}")
     array = values_from_bytes(data.get("data"), np.dtype(TENSOR_DTYPES[dtype]), shape)
     return torch.from_numpy(array)
 
@@ -267,9 +274,9 @@ def array_from_plain(data: dict) -> np.ndarray:
     try:
         dtype = np.dtype(str(data.get("dtype")))
     except TypeError:
-        raise PlainDataError(f"an array of dtype {data.get('dtype')!r}") from None
+        raise PlainDataError(f"invalid array: dtype {data.get('dtype')!r}") from None
     if dtype.kind not in "biuf" or not valid_shape(shape):
-        raise PlainDataError(f"an array of dtype {dtype} and shape {shape!r}")
+        raise PlainDataError(f"invalid array: dtype {dtype}, shape {shape!r}")
     return values_from_bytes(data.get("data"), dtype, shape)
 
 
@@ -277,7 +284,9 @@ def values_from_bytes(text: Any, dtype: np.dtype, shape: list[int]) -> np.ndarra
     """Return the base64 ``text`` as a writable array of ``dtype`` and ``shape``."""
     raw = decode_bytes(text)
     if len(raw) != math.prod(shape) * dtype.itemsize:
-        raise PlainDataError(f"{len(raw)} bytes of {dtype} values for shape {shape}")
+        raise PlainDataError(
+            f"invalid data: {len(raw)} bytes of {dtype} values for shape {shape}"
+        )
     return np.frombuffer(raw, dtype=dtype).copy().reshape(shape)
 
 
@@ -292,30 +301,33 @@ def from_plain(data: Any, depth: int = 0) -> Any:
     PIL images, paths, :class:`Record` and :class:`Opaque`.
     """
     if depth > MAX_DEPTH + 2:
-        raise PlainDataError(f"data nested more than {MAX_DEPTH} levels deep")
+        raise PlainDataError(f"invalid data: nested more than {MAX_DEPTH} levels deep")
     if data is None or type(data) in (bool, int, float, str):
         return data
     if type(data) is list:
         return [from_plain(item, depth + 1) for item in data]
     if type(data) is not dict or len(data) != 1:
-        raise PlainDataError(f"unexpected data of type {type(data).__name__}")
+        raise PlainDataError(f"invalid data of type {type(data).__name__}")
     ((tag, body),) = data.items()
     if tag == "$tuple" and type(body) is list:
         return tuple(from_plain(item, depth + 1) for item in body)
     if tag == "$dict" and type(body) is list:
         pairs = [pair for pair in body if type(pair) is list and len(pair) == 2]
         if len(pairs) != len(body):
-            raise PlainDataError("a dict entry that is not a key and a value")
-        return {
-            from_plain(key, depth + 1): from_plain(item, depth + 1)
-            for key, item in pairs
-        }
+            raise PlainDataError("invalid dict entry: not a key and a value")
+        try:
+            return {
+                from_plain(key, depth + 1): from_plain(item, depth + 1)
+                for key, item in pairs
+            }
+        except TypeError:
+            raise PlainDataError("invalid dict key: not hashable") from None
     if tag == "$float" and body in ("nan", "inf", "-inf"):
         return float(body)
     if tag == "$path" and type(body) is str:
         return Path(body)
     if type(body) is not dict:
-        raise PlainDataError(f"unexpected data tagged {tag!r}")
+        raise PlainDataError(f"invalid data tagged {tag!r}")
     if tag == "$tensor":
         return tensor_from_plain(body)
     if tag == "$ndarray":
@@ -325,16 +337,16 @@ def from_plain(data: Any, depth: int = 0) -> Any:
     if tag == "$image":
         size = body.get("size")
         if not valid_shape(size) or len(size) != 2:
-            raise PlainDataError(f"an image of size {size!r}")
+            raise PlainDataError(f"invalid image size {size!r}")
         try:
             return Image.frombytes(
                 str(body.get("mode")), tuple(size), decode_bytes(body.get("data"))
             )
         except ValueError as error:
-            raise PlainDataError(f"an image that cannot be read: {error}") from None
+            raise PlainDataError(f"invalid image: {error}") from None
     classes = body.get("classes")
     if type(classes) is not list or not all(type(name) is str for name in classes):
-        raise PlainDataError(f"unexpected class names in {tag!r}")
+        raise PlainDataError(f"invalid class names in {tag!r}")
     type_name = str(body.get("type"))
     if tag == "$opaque":
         return Opaque(type_name, tuple(classes))
@@ -342,14 +354,14 @@ def from_plain(data: Any, depth: int = 0) -> Any:
         fields = body.get("fields")
         items = body.get("items")
         if type(fields) is not dict or not (items is None or type(items) is list):
-            raise PlainDataError(f"an object of type {type_name} without fields")
+            raise PlainDataError(f"invalid object of type {type_name}: no fields")
         return Record(
             type_name,
             classes,
             {str(name): from_plain(value, depth + 1) for name, value in fields.items()},
             None if items is None else [from_plain(item, depth + 1) for item in items],
         )
-    raise PlainDataError(f"unexpected data tagged {tag!r}")
+    raise PlainDataError(f"invalid data tagged {tag!r}")
 
 
 def dumps(value: Any) -> bytes:
@@ -361,12 +373,12 @@ def loads(message: bytes) -> Any:
     """Read a message written by :func:`dumps`; raise :class:`PlainDataError` if it is not one."""
     if len(message) > MAX_MESSAGE_BYTES:
         raise PlainDataError(
-            f"a message of {len(message)} bytes, more than {MAX_MESSAGE_BYTES}"
+            f"message too large: {len(message)} bytes, more than {MAX_MESSAGE_BYTES}"
         )
     try:
         data = json.loads(message)
     except (ValueError, RecursionError) as error:
-        raise PlainDataError(f"a message that is not JSON: {error}") from None
+        raise PlainDataError(f"invalid message, not JSON: {error}") from None
     return from_plain(data)
 
 

@@ -1,7 +1,7 @@
 """The boundary between the checks and student code.
 
-A check never calls a student's function itself. It asks the ``student`` fixture, an
-instance of :class:`Student`, which runs the student's code and hands back plain data
+A check never calls a student's function itself. It goes through the ``student`` fixture,
+an instance of :class:`Student`, which runs the student's code and returns plain data
 (:mod:`grading.plain`):
 
 * ``student.call("metrics.confusion_counts", labels, predictions, 2)`` calls one function
@@ -39,6 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 from grading import plain
@@ -80,7 +81,7 @@ def import_implementation(folder: Path):
 
 
 def call_function(implementation, target: str, args: list, kwargs: dict) -> Any:
-    """The observer behind :meth:`Student.call`: call ``module.function`` of the student."""
+    """Call the student's ``module.function``; the observer behind :meth:`Student.call`."""
     module_name, _, function_name = target.partition(".")
     module = getattr(implementation, module_name)
     function = getattr(module, function_name, None)
@@ -208,14 +209,14 @@ def read_frame(descriptor: int, deadline: float | None = None) -> bytes:
     (size,) = FRAME_HEADER.unpack(read_exactly(descriptor, FRAME_HEADER.size, deadline))
     if size > plain.MAX_MESSAGE_BYTES:
         raise plain.PlainDataError(
-            f"a message of {size} bytes, more than {plain.MAX_MESSAGE_BYTES}"
+            f"message too large: {size} bytes, more than {plain.MAX_MESSAGE_BYTES}"
         )
     return read_exactly(descriptor, size, deadline)
 
 
 REPLY_TIMEOUT = 170.0
-"""Seconds one observer may take in the student process before the check fails and the
-process is ended; pytest-timeout ends a whole check after 180 s."""
+"""Seconds one observer may take in the student process. After that the check fails and
+the process is ended. It is shorter than the 180 s after which pytest-timeout ends a check."""
 
 
 class StudentProcess:
@@ -324,8 +325,14 @@ def import_with_limit(folder: Path) -> tuple[Any, Feedback | None]:
     return outcome.get("implementation"), outcome.get("feedback")
 
 
+REMOTE_STUDENT = pytest.StashKey[Callable[[], RemoteStudent]]()
+"""Set by batch grading in the pytest config's stash: a factory of the
+:class:`RemoteStudent` that runs student code in a separate process. Without it, the
+``student`` fixture runs student code in the checks' own process."""
+
+
 def serve(requests: int, replies: int, folder: Path) -> None:
-    """Answer the requests of a :class:`RemoteStudent` until its pipe closes.
+    """Serve the requests of a :class:`RemoteStudent` until its pipe closes.
 
     Runs in the student process. A submission that does not import answers every request
     with the same feedback.

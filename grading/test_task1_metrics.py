@@ -18,7 +18,7 @@ from grading.checks import (
     true_counts,
 )
 from grading.harness import as_tensor, check
-from grading.plain import type_name
+from grading.plain import is_tuple, type_name
 
 TASK = "Task 1: metrics"
 
@@ -40,7 +40,7 @@ def per_class_scores(
         warnings_as_errors,
     )
     check(
-        isinstance(result, tuple | list) and len(result) == 3,
+        (is_tuple(result) or isinstance(result, list)) and len(result) == 3,
         "precision_recall_f1(..., average=None) to return (precision, recall, f1)",
         f"{type_name(result)}",
     )
@@ -61,7 +61,7 @@ def averaged_scores(
         warnings_as_errors,
     )
     check(
-        isinstance(result, tuple | list) and len(result) == 3,
+        (is_tuple(result) or isinstance(result, list)) and len(result) == 3,
         f"precision_recall_f1(..., average={average!r}) to return (precision, recall, f1)",
         f"{type_name(result)}",
     )

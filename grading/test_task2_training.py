@@ -816,9 +816,8 @@ def test_fit_saved_model_matches(small_fit, student):
         "save model.state_dict() after the last epoch; copy.deepcopy a state you keep",
     )
 
-    MnistNet().load_state_dict(
-        state
-    )  # Other keys or shapes fail here, not in the observer.
+    # Other keys or shapes fail here, in the checks' process, not in the observer.
+    MnistNet().load_state_dict(state)
     result = student.run(observe_saved_model_evaluation, state)
     reported = as_float(getattr(small_fit["history"][-1], "f1", None), "EpochRecord.f1")
     saved = as_float(getattr(result, "f1", None), "EvaluationResult.f1")

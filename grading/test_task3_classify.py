@@ -34,7 +34,7 @@ from grading.checks import (
     load_reference_model,
 )
 from grading.harness import as_float, as_tensor, call, check, feedback
-from grading.plain import Opaque, Record, type_name
+from grading.plain import Opaque, Record, is_tuple, type_name
 from grading.student import unpack
 from mnist_course.data import MNIST_MEAN, MNIST_STD
 from mnist_course.model import MnistNet
@@ -131,13 +131,6 @@ def preprocessed(student, image, what: str) -> torch.Tensor:
     check(tensor.dtype == torch.float32, "dtype float32", f"dtype {tensor.dtype}")
     check(bool(torch.isfinite(tensor).all()), "finite values", "NaN or infinity")
     return tensor
-
-
-def is_tuple(value) -> bool:
-    """Tell whether ``value`` was a tuple: a named tuple comes back as a Record with items."""
-    return isinstance(value, tuple) or (
-        isinstance(value, Record) and value.items is not None
-    )
 
 
 def digits_and_probabilities(result) -> tuple:

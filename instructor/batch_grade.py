@@ -80,9 +80,13 @@ VISIBLE_IN_SANDBOX = (
 )
 """The repository entries the sandbox can see; everything else there is hidden."""
 
-SANDBOX_UID = 65534
+SANDBOX_UID_BASE = 60100
 SANDBOX_GID = 65534
-"""The user and group ``nobody`` on most Linux systems."""
+"""Worker ``i`` grades as the user ``SANDBOX_UID_BASE + i`` and the group ``nogroup``
+(65534 on most Linux systems). A user of its own per worker keeps the process limit
+(``RLIMIT_NPROC`` counts all processes of a user) of one submission from starving the
+submissions graded beside it. No account exists for these user ids, and they own no files
+outside the batch grader's temporary folders."""
 
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_MEMORY_MB = 8192
@@ -91,6 +95,9 @@ reference maps about 4.0 GiB of address space (VmPeak; torch 2.14.1 with its CUD
 on a machine without a GPU) but uses about 0.9 GiB of memory (VmHWM). So 8192 MiB leaves
 room for correct but wasteful code."""
 FILE_SIZE_LIMIT = 256 * 2**20
+STUDENT_FOLDER_BYTES = 512 * 2**20
+"""Size of each of the two in-memory folders a student process may write to (its home and
+its temporary folder)."""
 MAX_PROCESSES = 1024
 """RLIMIT_NPROC, counted over all processes of the sandbox user, threads included."""
 
@@ -155,6 +162,12 @@ class Settings:
     python: str = sys.executable
     namespaces: bool = True
     server: ForkServer | None = None
+    uids: queue.Queue[int] = field(default_factory=queue.Queue)
+    """The user ids of the workers that are not grading at the moment."""
+
+    def __post_init__(self) -> None:
+        for worker in range(self.workers):
+            self.uids.put(SANDBOX_UID_BASE + worker)
 
 
 @dataclass
@@ -315,6 +328,8 @@ class Workspace:
     """The fresh folder of one submission: its modules, a home and a temporary folder."""
 
     root: Path
+    uid: int
+    """The user id that grades the submission."""
 
     @property
     def submission(self) -> Path:
@@ -337,7 +352,7 @@ class Workspace:
         for folder in (self.home, self.tmp, self.checks):
             folder.mkdir(mode=0o700)
             if owned:
-                os.chown(folder, SANDBOX_UID, SANDBOX_GID)
+                os.chown(folder, self.uid, SANDBOX_GID)
 
 
 class ForkServer:
@@ -451,16 +466,16 @@ def sandbox_config(
         "repository": str(REPOSITORY),
         "visible": list(VISIBLE_IN_SANDBOX),
         "expose": sorted({sys.base_prefix, sys.prefix}),
-        "uid": SANDBOX_UID,
+        "uid": workspace.uid,
         "gid": SANDBOX_GID,
         "memory_bytes": settings.memory_mb * 2**20,
         "file_size_bytes": FILE_SIZE_LIMIT,
         "max_processes": MAX_PROCESSES,
         "allow_fallback": not settings.namespaces,
-        "fallback": not settings.namespaces,
         "env": sandbox_environment(workspace.root, workspace.home),
         "checks_folder": str(workspace.checks),
-        "student_folder": str(workspace.root),
+        "student_folder": str(workspace.tmp),
+        "student_folder_bytes": STUDENT_FOLDER_BYTES,
         "submission": str(workspace.submission),
         "pytest_args": [
             *pytest_arguments(suite.hidden_option, plugin_by_name=False),
@@ -613,9 +628,10 @@ def grade(settings: Settings, suite: Suite, submission: Submission) -> dict:
     pytest_seconds = 0.0
     completed_checks = 0
     root = Path(tempfile.mkdtemp(prefix=f"batch-grade-{submission.key}-"))
+    uid = settings.uids.get()
     try:
         root.chmod(0o755)
-        workspace = Workspace(root)
+        workspace = Workspace(root, uid)
         try:
             notes += prepare(submission, workspace.submission)
         except SubmissionError as error:
@@ -656,6 +672,7 @@ def grade(settings: Settings, suite: Suite, submission: Submission) -> dict:
                 )
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        settings.uids.put(uid)
     return summarize(
         submission,
         suite,

@@ -51,7 +51,11 @@ def find_submissions(folder: Path) -> list[Submission]:
             continue
         if entry.is_dir() and not entry.is_symlink():
             by_student.setdefault(entry.name, []).append(entry)
-        elif entry.suffix.lower() == ".zip" and entry.is_file():
+        elif (
+            entry.suffix.lower() == ".zip"
+            and entry.is_file()
+            and not entry.is_symlink()
+        ):
             by_student.setdefault(entry.stem, []).append(entry)
         else:
             print(
@@ -169,6 +173,13 @@ def read_folder_modules(path: Path) -> dict[str, bytes]:
         if child.name in MODULE_FILES
     ]
     folder = module_folder(names)
+    # The batch grader reads as root, so a link anywhere on the way (the submission itself,
+    # its subfolder or a module file) could point at files that the student may not read.
+    for link in (path, path / folder):
+        if link.is_symlink():
+            raise SubmissionError(
+                f"{link.name} is a symbolic link; submit the files themselves"
+            )
     modules = {}
     for name in MODULE_FILES:
         file = path / (folder + name)
@@ -176,6 +187,8 @@ def read_folder_modules(path: Path) -> dict[str, bytes]:
             continue
         if file.is_symlink() or not file.is_file():
             raise SubmissionError(f"{folder + name} is not a regular file")
+        if not file.resolve().is_relative_to(path.resolve()):
+            raise SubmissionError(f"{folder + name} lies outside the submission")
         if file.stat().st_size > MAX_MODULE_BYTES:
             raise SubmissionError(
                 f"{folder + name} is larger than {MAX_MODULE_BYTES} bytes"

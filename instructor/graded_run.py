@@ -11,11 +11,12 @@ Linux only. :func:`run_checks` runs in process 1 of a submission's sandbox (set 
    pipe that no student process holds.
 
 Each student process is started by the spawner. It enters a PID and a mount namespace of
-its own, so it sees neither the checks process nor its files (``checks_folder`` is covered
-by an empty tmpfs), drops to the sandbox user, sets the resource limits, keeps only its two
-pipes and serves requests with :func:`grading.student.serve`. When it ends or hangs, the
-checks ask the spawner to kill it and start a fresh one for the next check. Without
-namespaces (``allow_fallback``), student processes are plain children of the spawner.
+its own, so the checks process is out of its reach, and an empty tmpfs covers the checks'
+folder (``checks_folder``). It drops to the sandbox user, sets the resource limits, keeps
+only its two pipes and serves requests with :func:`grading.student.serve`. When it ends or
+hangs, the checks ask the spawner to kill it and start a fresh one for the next check.
+Where the batch grader found no namespaces (``allow_fallback`` in the configuration),
+student processes are plain children of the spawner, without any of this isolation.
 
     python -I -S instructor/sandbox.py CONFIG   # runs: python -m instructor.graded_run CONFIG
 
@@ -78,8 +79,7 @@ class RemoteStudentPlugin:
         self.spawner = spawner
 
     def pytest_configure(self, config) -> None:
-        from grading.conftest import REMOTE_STUDENT
-        from grading.student import RemoteStudent
+        from grading.student import REMOTE_STUDENT, RemoteStudent
 
         config.stash[REMOTE_STUDENT] = lambda: RemoteStudent(self.spawner.spawn)
 
@@ -101,6 +101,17 @@ def start_student(config: dict, descriptors: list[int], namespaced: bool) -> Non
                 sandbox.MS_NOSUID | sandbox.MS_NODEV,
                 "size=1m,mode=700",
             )
+            # The folders that student code may write to live in memory, with a size
+            # limit, so a submission cannot fill the host's disk.
+            for folder in (config["env"]["HOME"], config["env"]["TMPDIR"]):
+                sandbox.mount(
+                    "tmpfs",
+                    folder,
+                    "tmpfs",
+                    sandbox.MS_NOSUID | sandbox.MS_NODEV,
+                    f"size={config['student_folder_bytes']},mode=700,"
+                    f"uid={config['uid']},gid={config['gid']}",
+                )
         pid = os.fork()
         if pid == 0:
             serve_student(config, descriptors, namespaced)
@@ -113,7 +124,7 @@ def start_student(config: dict, descriptors: list[int], namespaced: bool) -> Non
 
 
 def serve_student(config: dict, descriptors: list[int], namespaced: bool) -> None:
-    """Set up the student process and answer the checks' requests; never returns."""
+    """Set up the student process and serve the checks' requests; never returns."""
     code = 125
     try:
         # Move the pipes to fixed numbers, then close everything else, the spawner's
@@ -187,8 +198,8 @@ def reap(started: set[int]) -> None:
 def run_checks(config: dict, namespaced: bool) -> int:
     """Fork the spawner, then run the checks as the sandbox user; return pytest's code.
 
-    ``namespaced`` tells whether this process is process 1 of a sandbox's namespaces; its
-    ``/proc`` is mounted here unless ``config["proc_mounted"]`` says that it is already.
+    ``namespaced`` is True when this process is process 1 of a sandbox's namespaces. Then
+    its ``/proc`` is mounted here, unless ``config["proc_mounted"]`` is True.
     """
     import pytest
 
@@ -237,7 +248,7 @@ def run_spawner(channel: socket.socket, config: dict, namespaced: bool) -> None:
 def main() -> int:
     """Run the checks of one submission as the command of ``instructor/sandbox.py``."""
     config = json.loads(sys.argv[1])
-    return run_checks(config, namespaced=not config.get("fallback"))
+    return run_checks(config, namespaced=not config.get("allow_fallback"))
 
 
 if __name__ == "__main__":

@@ -526,6 +526,24 @@ TORCHVISION_PREPROCESS_BODY = """\
 
 VARIANTS = [
     GraderCase(
+        id="scores-as-named-tuple",
+        file="metrics.py",
+        replacements=(
+            (
+                "    if average is None:\n        return precision, recall, f1\n",
+                "    from collections import namedtuple\n\n"
+                '    Scores = namedtuple("Scores", "precision recall f1")\n'
+                "    if average is None:\n        return Scores(precision, recall, f1)\n",
+            ),
+            (
+                "    return tuple(float(weights @ score) for score in (precision, recall, f1))\n",
+                "    return Scores(\n"
+                "        *(float(weights @ score) for score in (precision, recall, f1))\n"
+                "    )\n",
+            ),
+        ),
+    ),
+    GraderCase(
         id="confusion-matrix-index-put",
         file="metrics.py",
         replacements=(

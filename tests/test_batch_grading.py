@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from instructor.batch_grade import SANDBOX_UID, collect_suite
+from instructor.batch_grade import SANDBOX_UID_BASE, collect_suite
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPOSITORY / "solutions"
@@ -37,6 +37,9 @@ pytestmark = [
     ),
     pytest.mark.timeout(900),
 ]
+
+SANDBOX_UIDS = range(SANDBOX_UID_BASE, SANDBOX_UID_BASE + 2)
+"""The user ids of the 2 workers of the catalogue run."""
 
 MARKER = f"batch-catalogue-{uuid.uuid4().hex}"
 """A unique word in every file name or command line that a hostile submission creates."""
@@ -401,6 +404,10 @@ except OSError:
 
     (folder / "empty").mkdir()
 
+    # A folder made by unzip or git clone may contain links; the grader reads as root.
+    (folder / "linked_folder").mkdir()
+    (folder / "linked_folder" / "code").symlink_to(SOLUTIONS)
+
     with zipfile.ZipFile(folder / "odd_paths.zip", "w") as archive:
         for name in MODULES:
             archive.write(SOLUTIONS / name, name)
@@ -705,6 +712,15 @@ def test_empty_folder_gets_zero_with_reason(batch):
     assert result["status"].startswith("error: no metrics.py")
 
 
+def test_linked_folder_is_rejected(batch):
+    result = result_of(batch, "linked_folder")
+    assert result["total"] == 0
+    assert (
+        result["status"]
+        == "error: code is a symbolic link; submit the files themselves"
+    )
+
+
 def test_odd_zip_paths_are_rejected(batch):
     result = result_of(batch, "odd_paths")
     assert result["total"] == 0
@@ -717,12 +733,12 @@ def test_nothing_outside_changes(batch):
     before, after = batch["repository_before"], batch["repository_after"]
     changed = [path for path in after if before.get(path) != after[path]]
     # Other programs may edit the repository meanwhile; no sandboxed process can.
-    assert [path for path in changed if after[path][2] == SANDBOX_UID] == []
+    assert [path for path in changed if after[path][2] in SANDBOX_UIDS] == []
     assert [path for path in changed if MARKER in path] == []
     new_tmp = set(batch["tmp_after"]) - set(batch["tmp_before"])
     assert [name for name in new_tmp if MARKER in name] == []
     assert [name for name in new_tmp if name.startswith("batch-grade-")] == []
-    assert [name for name in new_tmp if batch["tmp_after"][name] == SANDBOX_UID] == []
+    assert [name for name in new_tmp if batch["tmp_after"][name] in SANDBOX_UIDS] == []
 
 
 def test_fresh_python_mode_grades_alike(batch, tmp_path):

@@ -175,8 +175,9 @@ def test_module_becomes_record_with_state():
         b'{"a": 1, "b": 2}',
         b"not json",
         b"[" * 100 + b"]" * 100,
+        b'{"$dict": [[[1, 2], 3]]}',
     ],
-    ids=["tag", "size", "dtype", "base64", "untagged-dict", "json", "depth"],
+    ids=["tag", "size", "dtype", "base64", "untagged-dict", "json", "depth", "key"],
 )
 def test_malformed_message_rejected(message):
     with pytest.raises(plain.PlainDataError):

@@ -11,7 +11,7 @@ import torch
 
 from grading.checks import close, per_class, score, student_scores, true_counts
 from grading.harness import check
-from grading.plain import type_name
+from grading.plain import is_tuple, type_name
 
 TASK = "Task 1: metrics"
 pytestmark = pytest.mark.hidden
@@ -76,7 +76,7 @@ def skewed_sample(seed: int, size: int) -> tuple[list[int], list[int]]:
 
 def returned_triple(result, what: str):
     check(
-        isinstance(result, tuple | list) and len(result) == 3,
+        (is_tuple(result) or isinstance(result, list)) and len(result) == 3,
         f"{what} to return (precision, recall, f1)",
         type_name(result),
     )

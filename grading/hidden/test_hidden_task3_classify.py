@@ -20,7 +20,7 @@ from PIL import Image
 
 from grading.checks import label_of, load_reference_model
 from grading.harness import as_tensor, call, check
-from grading.plain import Record, type_name
+from grading.plain import is_tuple, type_name
 from mnist_course.model import MnistNet
 
 TASK = "Task 3: classification"
@@ -65,13 +65,6 @@ def as_preprocessed(result, what: str) -> torch.Tensor:
         f"shape {tuple(tensor.shape)}",
     )
     return tensor.to(torch.float32)
-
-
-def is_tuple(value) -> bool:
-    """Tell whether ``value`` was a tuple: a named tuple comes back as a Record with items."""
-    return isinstance(value, tuple) or (
-        isinstance(value, Record) and value.items is not None
-    )
 
 
 def photographed(digit: np.ndarray) -> Image.Image:
