@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from grading.harness import Feedback, NotImplementedFeedback, as_tensor, feedback
+from grading.harness import Feedback, NotImplementedFeedback, as_tensor, call, feedback
 from grading.plain import type_name
 from grading.student import call_function, feedback_text
 from mnist_course.data import load_mnist
@@ -164,6 +164,21 @@ def student_scores(student, args: list, kwargs: dict, warnings_as_errors: bool =
     if warnings_as_errors:
         return student.run(scores_raising_warnings, args, kwargs)
     return student.call("metrics.precision_recall_f1", *args, **kwargs)
+
+
+def epoch_loss_at_rate_zero(implementation, model: torch.nn.Module, batches) -> Any:
+    """Return the student's train_one_epoch() on ``batches`` with SGD at learning rate 0.
+
+    A helper of observers: with the weights fixed, the check can compute the loss itself.
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    return call(
+        implementation.training.train_one_epoch,
+        model,
+        batches,
+        optimizer,
+        torch.nn.CrossEntropyLoss(),
+    )
 
 
 def own_metric_agrees(student, labels, predictions, f1: float) -> bool:
