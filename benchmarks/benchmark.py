@@ -75,25 +75,29 @@ def measure_training(runs: int) -> dict[str, float]:
     }
 
 
+def grading_command(*options: str) -> list[str]:
+    """Return the command of `pytest grading/ --impl solutions -q` with ``options``."""
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        "grading/",
+        "--impl",
+        "solutions",
+        *options,
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    ]
+
+
 def measure_grading(runs: int) -> dict[str, float]:
     """Time `pytest grading/ --impl solutions` in a fresh process, from start to exit."""
     walls, totals = [], []
     for run in range(1, runs + 1):
         with tempfile.TemporaryDirectory() as folder:
             report = Path(folder) / "points.json"
-            command = [
-                sys.executable,
-                "-m",
-                "pytest",
-                "grading/",
-                "--impl",
-                "solutions",
-                "--grade-json",
-                str(report),
-                "-q",
-                "-p",
-                "no:cacheprovider",
-            ]
+            command = grading_command("--grade-json", str(report))
             started = time.perf_counter()
             subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
             walls.append(time.perf_counter() - started)
@@ -224,18 +228,7 @@ def in_process_session_seconds() -> float:
     import re
 
     completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "grading/",
-            "--impl",
-            "solutions",
-            "--hidden",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-        ],
+        grading_command("--hidden"),
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -251,7 +244,7 @@ def measure_batch(runs: int) -> dict[str, float]:
     The per-submission overhead is a submission's wall time minus the time pytest itself
     reports for its session: starting the sandbox (and Python, torch and pytest where no
     fork server is used) and collecting the suite. Starting student processes and sending
-    plain data to and fro happens within the session; the boundary cost is the batch
+    plain data to and fro happens within the session. So the boundary cost is the batch
     session time minus that of the same checks run in one process, with one thread as in
     the sandbox. The last series starts a fresh Python for every submission
     (--no-fork-server), for comparison.

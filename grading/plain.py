@@ -16,7 +16,7 @@ JSON has no tuples, tensors or images, so those are written as one-key dicts:
 * ``{"$object": {"type", "classes", "fields", "items"}}`` for a dataclass, a tuple subclass
   (a named tuple, ``torch.return_types.max``) or a ``torch.nn.Module``, read back as a
   :class:`Record`; ``{"$opaque": {"type", "classes"}}``
-  for any other object, read back as an :class:`Opaque` that only tells its type.
+  for any other object, read back as an :class:`Opaque` that only names its type.
 """
 
 from __future__ import annotations

@@ -334,8 +334,8 @@ REMOTE_STUDENT = pytest.StashKey[Callable[[], RemoteStudent]]()
 def serve(requests: int, replies: int, folder: Path) -> None:
     """Serve the requests of a :class:`RemoteStudent` until its pipe closes.
 
-    Runs in the student process. A submission that does not import answers every request
-    with the same feedback.
+    Runs in the student process. If the submission does not import, every request gets the
+    same feedback.
     """
     implementation, failure = import_with_limit(folder)
     while True:

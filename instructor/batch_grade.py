@@ -23,7 +23,7 @@ on wall time and address space, and everything it starts is killed when it ends.
 separate student processes, which send back plain data only. The sandbox is forked from
 ``instructor/batch_server.py``, which has imported torch and pytest once, or with
 ``--no-fork-server`` started as a fresh Python by ``instructor/sandbox.py``; both set up the
-same sandbox. The results come back through a pipe that no student process holds and are
+same sandbox. The results come back through a pipe that no student process can reach and are
 checked against the suite that this process collected itself. The README section "Batch
 grading" describes the measures and what they do not cover.
 """

@@ -33,6 +33,7 @@ import select
 import signal
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 from instructor import sandbox
@@ -138,8 +139,6 @@ def serve_student(config: dict, descriptors: list[int], namespaced: bool) -> Non
         )
         os.environ.clear()
         os.environ.update(config["env"])
-        import tempfile
-
         tempfile.tempdir = None
         from grading.student import serve
 
@@ -220,8 +219,6 @@ def run_checks(config: dict, namespaced: bool) -> int:
     os.environ.clear()
     os.environ.update(config["env"])
     os.environ.update({"HOME": checks_folder, "TMPDIR": checks_folder})
-    import tempfile
-
     tempfile.tempdir = None
     sys.argv = ["pytest"]
     plugins = [instructor.batch_plugin, RemoteStudentPlugin(Spawner(ours))]
